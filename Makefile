@@ -1,0 +1,114 @@
+# One Makefile owns the build: it installs what a fresh Debian 12 machine
+# lacks, builds gotorch's native library out of tree, and exports the cgo
+# flags for the Go tool.
+#
+#   make test    vet, test, and a short fuzz of the safetensors parser
+#   make demo    the demonstration (see README.md)
+#   make bench   benchmarks (a CUDA machine; see docs/BENCHMARKS.md)
+#   eval "$(make -s env)"   then plain go build / go test work
+#
+# LIBTORCH, when set, names a libtorch with include/ and lib/ (PyTorch's own,
+# CUDA when lib/libtorch_cuda.so is there); otherwise Debian's libtorch-dev.
+
+SHELL := /bin/bash
+GO ?= go
+BUILD ?= $(CURDIR)/.build
+GOTORCH := github.com/wangkuiyi/gotorch
+FUZZTIME ?= 10s
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+ifdef LIBTORCH
+TORCH_INC := -isystem $(LIBTORCH)/include -isystem $(LIBTORCH)/include/torch/csrc/api/include
+TORCH_LIB := $(LIBTORCH)/lib
+TORCH_DEP := $(LIBTORCH)/include/ATen/ATen.h
+WITH_CUDA := $(shell test -e $(LIBTORCH)/lib/libtorch_cuda.so && echo 1)
+else
+TORCH_INC := -isystem /usr/include/torch/csrc/api/include
+TORCH_LIB := /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+TORCH_DEP := /usr/include/ATen/ATen.h
+endif
+
+CUDA_HOME ?= /usr/local/cuda
+ifeq ($(WITH_CUDA),1)
+CUDA_CXX := -DWITH_CUDA -DOSV_CUDA -I$(CUDA_HOME)/include
+CUDA_LD := -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
+GOTAGS := -tags cuda
+endif
+
+CGOTORCH := $(BUILD)/gotorch/libcgotorch.so
+CXXFLAGS_ALL := -std=c++17 $(TORCH_INC) $(CUDA_CXX)
+LDFLAGS_ALL := -L$(BUILD)/gotorch -Wl,-rpath,$(BUILD)/gotorch -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB) $(CUDA_LD)
+
+export CGO_ENABLED := 1
+export CGO_CXXFLAGS := $(CXXFLAGS_ALL)
+export CGO_LDFLAGS := $(LDFLAGS_ALL)
+export LD_LIBRARY_PATH := $(BUILD)/gotorch:$(TORCH_LIB)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+
+.PHONY: all deps test vet unit fuzz demo bench env clean
+
+all: deps
+	$(GO) build $(GOTAGS) ./...
+
+# What a fresh machine lacks: a C++ compiler and, unless LIBTORCH is given,
+# Debian's libtorch.
+deps: $(CGOTORCH)
+
+$(TORCH_DEP):
+ifdef LIBTORCH
+	@echo "LIBTORCH=$(LIBTORCH) has no include/ATen/ATen.h" >&2; exit 1
+else
+	$(call apt_install,libtorch-dev)
+endif
+
+/usr/bin/g++:
+	$(call apt_install,g++)
+
+define apt_install
+	@echo "installing $(1) through apt" >&2
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(1)
+endef
+
+# gotorch's cgo flags expect libcgotorch.so inside its (read-only) module
+# folder; it is built here instead, and CGO_LDFLAGS points the linker at it.
+$(CGOTORCH): $(TORCH_DEP) | /usr/bin/g++
+	@mkdir -p $(BUILD)/gotorch/obj
+	@src=$$($(GO) mod download -json $(GOTORCH) | sed -n 's/^\s*"Dir": "\(.*\)",*$$/\1/p'); \
+	test -n "$$src" || { echo "cannot locate $(GOTORCH) in the module cache" >&2; exit 1; }; \
+	echo "building libcgotorch.so from $$src" >&2; \
+	for f in $$src/cgotorch/*.cc; do \
+	  echo "g++ -c $$f"; \
+	  o=$(BUILD)/gotorch/obj/$$(basename $$f .cc).o; \
+	  g++ $(CXXFLAGS_ALL) -O2 -fPIC -w -I$$src -c $$f -o $$o & \
+	  while [ $$(jobs -r | wc -l) -ge $(JOBS) ]; do sleep 0.2; done; \
+	done; \
+	fail=0; for j in $$(jobs -p); do wait $$j || fail=1; done; test $$fail = 0
+	g++ -shared -o $@.tmp $(BUILD)/gotorch/obj/*.o -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB) $(CUDA_LD) -ltorch -ltorch_cpu -lc10
+	mv $@.tmp $@
+
+test: vet unit fuzz
+
+vet: deps
+	$(GO) vet $(GOTAGS) ./...
+
+unit: deps
+	$(GO) test $(GOTAGS) ./...
+
+fuzz: deps
+	$(GO) test -run=NONE -fuzz=FuzzParseHeader -fuzztime=$(FUZZTIME) ./internal/torch/safetensors/
+
+demo: deps
+	$(GO) run $(GOTAGS) ./examples/demo -fixtures testdata/svd-tiny
+
+bench: deps
+	$(GO) run $(GOTAGS) ./examples/bench
+
+# The environment that makes plain go build / go test work.
+env:
+	@echo 'export CGO_ENABLED=1'
+	@echo 'export CGO_CXXFLAGS="$(CXXFLAGS_ALL)"'
+	@echo 'export CGO_LDFLAGS="$(LDFLAGS_ALL)"'
+	@echo 'export LD_LIBRARY_PATH="$(LD_LIBRARY_PATH)"'
+
+clean:
+	rm -rf $(BUILD)

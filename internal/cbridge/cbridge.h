@@ -1,0 +1,96 @@
+// cbridge.h: the C ABI between Go and libtorch's ATen.
+//
+// Tensors cross as opaque handles (osv_tensor*, an at::Tensor owned by the
+// bridge). Every function that can fail returns NULL on success or a message
+// allocated with malloc, which the caller frees. No C++ exception crosses
+// this boundary.
+#ifndef OSV_CBRIDGE_H
+#define OSV_CBRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct osv_tensor osv_tensor;
+typedef struct osv_generator osv_generator;
+
+#define OSV_MAX_DIMS 16
+
+// Lifecycle and inspection.
+void osv_free(osv_tensor* t);
+int64_t osv_live(void);
+char* osv_info(osv_tensor* t, int64_t* shape, int* ndim, int* dtype, int* dev_type, int* dev_index,
+               int* requires_grad);
+char* osv_version(int* major, int* minor);
+
+// Creation and transfer. dtype codes are c10::ScalarType values; dev_type 0 is
+// CPU and 1 is CUDA.
+char* osv_from_blob(void* data, const int64_t* shape, int ndim, int src_dtype, int dtype, int dev_type,
+                    int dev_index, osv_tensor** out);
+char* osv_copy_out(osv_tensor* t, void* dst, int64_t nbytes);
+char* osv_to(osv_tensor* t, int dtype, int dev_type, int dev_index, osv_tensor** out);
+char* osv_full(const int64_t* shape, int ndim, double value, int dtype, int dev_type, int dev_index,
+               osv_tensor** out);
+char* osv_arange(double start, double end, double step, int dtype, int dev_type, int dev_index,
+                 osv_tensor** out);
+char* osv_item(osv_tensor* t, double* out);
+
+// Sharing with other owners of at::Tensor* (gotorch): export makes a new,
+// uncounted at::Tensor* on the same storage; import makes a counted handle.
+char* osv_export(osv_tensor* t, void** out);
+char* osv_import(void* at_tensor, osv_tensor** out);
+void osv_delete_exported(void* at_tensor);
+
+// Random numbers: a CPU generator (Philox-free mt19937 of ATen), so that a
+// seed gives the same numbers on every device.
+char* osv_generator_new(uint64_t seed, osv_generator** out);
+void osv_generator_free(osv_generator* g);
+char* osv_randn(osv_generator* g, const int64_t* shape, int ndim, int dtype, int dev_type, int dev_index,
+                osv_tensor** out);
+char* osv_rand(osv_generator* g, const int64_t* shape, int ndim, int dtype, int dev_type, int dev_index,
+               osv_tensor** out);
+
+// Elementwise and reductions, selected by op codes (see ops.cc).
+char* osv_unary(int op, osv_tensor* a, osv_tensor** out);
+char* osv_binary(int op, osv_tensor* a, osv_tensor* b, osv_tensor** out);
+char* osv_scalar(int op, osv_tensor* a, double s, osv_tensor** out);
+char* osv_reduce(int op, osv_tensor* a, const int64_t* dims, int ndims, int keepdim, osv_tensor** out);
+char* osv_where(osv_tensor* cond, osv_tensor* a, osv_tensor* b, osv_tensor** out);
+char* osv_softmax(osv_tensor* a, int64_t dim, osv_tensor** out);
+
+// Shapes and views.
+char* osv_reshape(osv_tensor* a, const int64_t* shape, int n, osv_tensor** out);
+char* osv_permute(osv_tensor* a, const int64_t* dims, int n, osv_tensor** out);
+char* osv_expand(osv_tensor* a, const int64_t* shape, int n, osv_tensor** out);
+char* osv_slice(osv_tensor* a, int64_t dim, int64_t start, int64_t end, int64_t step, osv_tensor** out);
+char* osv_cat(osv_tensor** ts, int n, int64_t dim, osv_tensor** out);
+char* osv_repeat_interleave(osv_tensor* a, int64_t repeats, int64_t dim, osv_tensor** out);
+
+// Layers.
+char* osv_conv(osv_tensor* x, osv_tensor* w, osv_tensor* b, const int64_t* stride, const int64_t* padding,
+               const int64_t* dilation, int nspatial, int64_t groups, osv_tensor** out);
+char* osv_linear(osv_tensor* x, osv_tensor* w, osv_tensor* b, osv_tensor** out);
+char* osv_group_norm(osv_tensor* x, int64_t groups, osv_tensor* w, osv_tensor* b, double eps, osv_tensor** out);
+char* osv_layer_norm(osv_tensor* x, const int64_t* shape, int n, osv_tensor* w, osv_tensor* b, double eps,
+                     osv_tensor** out);
+char* osv_sdpa(osv_tensor* q, osv_tensor* k, osv_tensor* v, double scale, osv_tensor** out);
+char* osv_upsample_nearest(osv_tensor* x, const int64_t* size, int nspatial, osv_tensor** out);
+
+// Runtime settings and devices.
+char* osv_set_tf32(int enabled);
+char* osv_set_num_threads(int n);
+int osv_cuda_built(void);
+int osv_cuda_device_count(void);
+char* osv_cuda_synchronize(int dev_index);
+char* osv_cuda_memory(int dev_index, int64_t* allocated, int64_t* peak, int64_t* reserved);
+char* osv_cuda_reset_peak(int dev_index);
+char* osv_cuda_empty_cache(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,84 @@
+// runtime.cc: global settings and the CUDA runtime (device count, memory,
+// synchronisation). Built without CUDA, the CUDA calls report so.
+#include <torch/csrc/api/include/torch/version.h>
+
+#include <ATen/Parallel.h>
+
+#include "bridge.h"
+
+#ifdef OSV_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+extern "C" {
+
+char* osv_set_tf32(int enabled) {
+  OSV_TRY
+  at::globalContext().setAllowTF32CuBLAS(enabled != 0);
+  at::globalContext().setAllowTF32CuDNN(enabled != 0);
+  OSV_CATCH
+}
+
+char* osv_set_num_threads(int n) {
+  OSV_TRY
+  if (n < 1) throw std::invalid_argument("number of threads must be at least 1");
+  at::set_num_threads(n);
+  OSV_CATCH
+}
+
+#ifdef OSV_CUDA
+
+int osv_cuda_built(void) { return 1; }
+
+int osv_cuda_device_count(void) {
+  try {
+    return static_cast<int>(c10::cuda::device_count());
+  } catch (...) {
+    return 0;
+  }
+}
+
+char* osv_cuda_synchronize(int dev_index) {
+  OSV_TRY
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(dev_index));
+  c10::cuda::device_synchronize();
+  OSV_CATCH
+}
+
+char* osv_cuda_memory(int dev_index, int64_t* allocated, int64_t* peak, int64_t* reserved) {
+  OSV_TRY
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(dev_index));
+  // Index 0 of each statistic is the aggregate over pool kinds.
+  *allocated = stats.allocated_bytes[0].current;
+  *peak = stats.allocated_bytes[0].peak;
+  *reserved = stats.reserved_bytes[0].current;
+  OSV_CATCH
+}
+
+char* osv_cuda_reset_peak(int dev_index) {
+  OSV_TRY
+  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(dev_index));
+  OSV_CATCH
+}
+
+char* osv_cuda_empty_cache(void) {
+  OSV_TRY
+  c10::cuda::CUDACachingAllocator::emptyCache();
+  OSV_CATCH
+}
+
+#else
+
+static const char kNoCUDA[] = "this build of the library has no CUDA support (libtorch without CUDA)";
+
+int osv_cuda_built(void) { return 0; }
+int osv_cuda_device_count(void) { return 0; }
+char* osv_cuda_synchronize(int) { return osv::dup(kNoCUDA); }
+char* osv_cuda_memory(int, int64_t*, int64_t*, int64_t*) { return osv::dup(kNoCUDA); }
+char* osv_cuda_reset_peak(int) { return osv::dup(kNoCUDA); }
+char* osv_cuda_empty_cache(void) { return osv::dup(kNoCUDA); }
+
+#endif
+
+}  // extern "C"

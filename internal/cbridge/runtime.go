@@ -1,0 +1,38 @@
+package cbridge
+
+// #include "cbridge.h"
+import "C"
+
+// SetTF32 allows or forbids TF32 in CUDA matrix products and convolutions.
+func SetTF32(enabled bool) error {
+	e := C.int(0)
+	if enabled {
+		e = 1
+	}
+	return status(C.osv_set_tf32(e))
+}
+
+// SetNumThreads sets libtorch's intra-op CPU thread count.
+func SetNumThreads(n int) error { return status(C.osv_set_num_threads(C.int(n))) }
+
+// CUDABuilt reports whether the bridge was compiled with CUDA.
+func CUDABuilt() bool { return C.osv_cuda_built() != 0 }
+
+// CUDADeviceCount is the number of visible CUDA devices (0 without CUDA).
+func CUDADeviceCount() int { return int(C.osv_cuda_device_count()) }
+
+// CUDASynchronize waits for all work on a device.
+func CUDASynchronize(dev int) error { return status(C.osv_cuda_synchronize(C.int(dev))) }
+
+// CUDAMemory reports the caching allocator's current, peak and reserved bytes.
+func CUDAMemory(dev int) (allocated, peak, reserved int64, err error) {
+	var a, p, r C.int64_t
+	err = status(C.osv_cuda_memory(C.int(dev), &a, &p, &r))
+	return int64(a), int64(p), int64(r), err
+}
+
+// CUDAResetPeak restarts peak-memory tracking on a device.
+func CUDAResetPeak(dev int) error { return status(C.osv_cuda_reset_peak(C.int(dev))) }
+
+// CUDAEmptyCache returns cached, unused blocks to the driver.
+func CUDAEmptyCache() error { return status(C.osv_cuda_empty_cache()) }

@@ -1,0 +1,51 @@
+package torch
+
+import (
+	"fmt"
+
+	cb "github.com/onestepvideo/osv-go/internal/cbridge"
+)
+
+// Generator is a seeded source of random numbers. Numbers are drawn on the
+// CPU in float32 and then cast and moved, so a seed gives the same values on
+// every device. Close releases it.
+type Generator struct{ g cb.Generator }
+
+// NewGenerator makes a generator from a seed.
+func NewGenerator(seed uint64) (*Generator, error) {
+	g, err := cb.NewGenerator(seed)
+	if err != nil {
+		return nil, fmt.Errorf("generator: %w", err)
+	}
+	return &Generator{g}, nil
+}
+
+// Close releases the generator; safe to call twice.
+func (g *Generator) Close() {
+	if g != nil && g.g != (cb.Generator{}) {
+		cb.FreeGenerator(g.g)
+		g.g = cb.Generator{}
+	}
+}
+
+// Randn draws standard normal numbers.
+func (g *Generator) Randn(s *Scope, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+	return g.draw(s, false, shape, dtype, dev)
+}
+
+// Rand draws uniform numbers in [0, 1).
+func (g *Generator) Rand(s *Scope, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+	return g.draw(s, true, shape, dtype, dev)
+}
+
+func (g *Generator) draw(s *Scope, uniform bool, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+	if g == nil || g.g == (cb.Generator{}) {
+		return nil, fmt.Errorf("random: closed generator")
+	}
+	dt, di := dev.code()
+	h, err := cb.Randn(g.g, uniform, shape, int(dtype), dt, di)
+	if err != nil {
+		return nil, fmt.Errorf("random %v: %w", shape, err)
+	}
+	return newTensor(s, h), nil
+}

@@ -1,0 +1,150 @@
+package torch
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/wangkuiyi/gotorch"
+)
+
+func vals(t *testing.T, x *Tensor) []float32 {
+	t.Helper()
+	v, err := x.Float32s()
+	require.NoError(t, err)
+	return v
+}
+
+func TestScopeReleasesEverything(t *testing.T) {
+	start := Live()
+	s := NewScope()
+	a, err := FromFloat32(s, []float32{1, 2, 3, 4, 5, 6}, []int64{2, 3}, Float32, CPU)
+	require.NoError(t, err)
+	c := s.Child()
+	b := c.Add(a, c.MulScalar(a, 2))
+	kept := c.Keep(c.Sum(b, false, 1))
+	c.Close()
+	require.False(t, kept.Released())
+	require.True(t, b.Released())
+	require.Equal(t, []float32{18, 45}, vals(t, kept))
+	s.Close()
+	s.Close()
+	require.True(t, kept.Released())
+	require.Equal(t, start, Live())
+}
+
+func TestOpErrorIsRecoveredWithPath(t *testing.T) {
+	start := Live()
+	run := func() (err error) {
+		defer Recover(&err)
+		s := NewScope()
+		defer s.Close()
+		x, _ := Zeros(s, []int64{1, 3, 8, 8}, Float32, CPU)
+		w, _ := Zeros(s, []int64{4, 5, 3, 3}, Float32, CPU)
+		func() {
+			defer Annotate("down_blocks.0.resnets.0.conv1")
+			s.Conv(x, w, nil, []int64{1, 1}, []int64{1, 1}, []int64{1, 1}, 1)
+		}()
+		return nil
+	}
+	err := run()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "down_blocks.0.resnets.0.conv1: conv2d: ")
+	require.Contains(t, err.Error(), "channels")
+	require.NotContains(t, err.Error(), "frame #")
+	require.Equal(t, start, Live())
+}
+
+func TestGroupNormMatchesDefinition(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	x, err := FromFloat32(s, []float32{1, 2, 3, 4, 10, 20, 30, 40}, []int64{1, 2, 4}, Float32, CPU)
+	require.NoError(t, err)
+	y := vals(t, s.GroupNorm(x, 2, nil, nil, 0))
+	// Each group is one channel: mean 2.5, variance 1.25 (biased).
+	want := []float32{-1.3416408, -0.4472136, 0.4472136, 1.3416408}
+	for i := range 4 {
+		require.InDelta(t, want[i], y[i], 1e-5)
+		require.InDelta(t, want[i], y[4+i], 1e-5)
+	}
+}
+
+func TestSDPAMatchesSoftmaxFormula(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	g, err := NewGenerator(1)
+	require.NoError(t, err)
+	defer g.Close()
+	q, _ := g.Randn(s, []int64{2, 3, 5, 4}, Float32, CPU)
+	k, _ := g.Randn(s, []int64{2, 3, 7, 4}, Float32, CPU)
+	v, _ := g.Randn(s, []int64{2, 3, 7, 4}, Float32, CPU)
+	got := vals(t, s.SDPA(q, k, v, 0.5))
+	ref := vals(t, s.Matmul(s.Softmax(s.MulScalar(s.Matmul(q, s.Transpose(k, -2, -1)), 0.5), -1), v))
+	require.InDeltaSlice(t, ref, got, 1e-5)
+}
+
+func TestGeneratorIsSeeded(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	draw := func(seed uint64) []float32 {
+		g, err := NewGenerator(seed)
+		require.NoError(t, err)
+		defer g.Close()
+		x, err := g.Randn(s, []int64{16}, Float32, CPU)
+		require.NoError(t, err)
+		return vals(t, x)
+	}
+	require.Equal(t, draw(7), draw(7))
+	require.NotEqual(t, draw(7), draw(8))
+}
+
+func TestGotorchRoundTripSharesStorage(t *testing.T) {
+	start := Live()
+	s := NewScope()
+	a, err := FromFloat32(s, []float32{1, 2, 3}, []int64{3}, Float32, CPU)
+	require.NoError(t, err)
+	g, err := ToGotorch(a)
+	require.NoError(t, err)
+	require.Equal(t, []int64{3}, g.Shape())
+	b, err := FromGotorch(s, g)
+	require.NoError(t, err)
+	require.Equal(t, []float32{1, 2, 3}, vals(t, b))
+	// The gotorch side is independent of the scope.
+	s.Close()
+	require.Equal(t, []int64{3}, g.Shape())
+	Release(g)
+	Release(g)
+	require.Equal(t, start, Live())
+	_, err = FromGotorch(NewScope(), g)
+	require.Error(t, err)
+	_, err = FromGotorch(NewScope(), gotorch.Tensor{})
+	require.Error(t, err)
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	a, _ := FromFloat32(s, []float32{1, -2, 3.5, 4}, []int64{2, 2}, Float32, CPU)
+	h := s.Cast(a, BFloat16)
+	path := filepath.Join(t.TempDir(), "x.safetensors")
+	require.NoError(t, SaveFile(path, map[string]*Tensor{"a": a, "h": h}, nil))
+	got, err := LoadFile(s, path, CPU)
+	require.NoError(t, err)
+	require.Equal(t, BFloat16, got["h"].DType())
+	require.Equal(t, []int64{2, 2}, got["a"].Shape())
+	require.Equal(t, []float32{1, -2, 3.5, 4}, vals(t, got["a"]))
+	require.Equal(t, []float32{1, -2, 3.5, 4}, vals(t, got["h"]))
+}
+
+func TestParseDeviceAndDType(t *testing.T) {
+	d, err := ParseDevice("cpu")
+	require.NoError(t, err)
+	require.Equal(t, CPU, d)
+	_, err = ParseDevice("tpu")
+	require.ErrorContains(t, err, "tpu")
+	dt, err := ParseDType("bf16")
+	require.NoError(t, err)
+	require.Equal(t, BFloat16, dt)
+	_, err = ParseDType("fp8")
+	require.ErrorContains(t, err, "fp8")
+}
