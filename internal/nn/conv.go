@@ -1,0 +1,68 @@
+package nn
+
+import "github.com/onestepvideo/osv-go/internal/torch"
+
+// Conv is an N-d convolution (N = len(Kernel)); keys <path>.weight
+// [out, in/groups, kernel...] and <path>.bias [out].
+type Conv struct {
+	Path                      string
+	Weight, Bias              *Param
+	Stride, Padding, Dilation []int64
+	Groups                    int64
+}
+
+// ConvOptions are a convolution's stride, padding, dilation and groups
+// (zero values: stride 1, padding 0, dilation 1, one group).
+type ConvOptions struct {
+	Stride, Padding, Dilation []int64
+	Groups                    int64
+	NoBias                    bool
+}
+
+// NewConv registers a convolution with the given kernel size per spatial dimension.
+func NewConv(ps *Params, path string, in, out int64, kernel []int64, o ConvOptions) *Conv {
+	n := len(kernel)
+	fill := func(v []int64, d int64) []int64 {
+		if len(v) == n {
+			return v
+		}
+		out := make([]int64, n)
+		for i := range out {
+			out[i] = d
+			if len(v) == 1 {
+				out[i] = v[0]
+			}
+		}
+		return out
+	}
+	groups := max(o.Groups, 1)
+	fanIn := in / groups
+	for _, k := range kernel {
+		fanIn *= k
+	}
+	shape := append([]int64{out, in / groups}, kernel...)
+	c := &Conv{
+		Path:     path,
+		Weight:   ps.Add(path+".weight", shape, Init{Kind: InitUniform, FanIn: fanIn}),
+		Stride:   fill(o.Stride, 1),
+		Padding:  fill(o.Padding, 0),
+		Dilation: fill(o.Dilation, 1),
+		Groups:   groups,
+	}
+	if !o.NoBias {
+		c.Bias = ps.Add(path+".bias", []int64{out}, Init{Kind: InitUniform, FanIn: fanIn})
+	}
+	return c
+}
+
+// NewConv2d registers a square-kernel 2-d convolution.
+func NewConv2d(ps *Params, path string, in, out, kernel, stride, padding int64) *Conv {
+	return NewConv(ps, path, in, out, []int64{kernel, kernel},
+		ConvOptions{Stride: []int64{stride}, Padding: []int64{padding}})
+}
+
+// Forward convolves x [N, C, spatial...].
+func (c *Conv) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
+	defer torch.Annotate(c.Path)
+	return s.Conv(x, c.Weight.T, tensorOf(c.Bias), c.Stride, c.Padding, c.Dilation, c.Groups)
+}

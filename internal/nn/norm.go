@@ -1,0 +1,50 @@
+package nn
+
+import "github.com/onestepvideo/osv-go/internal/torch"
+
+// GroupNorm normalises channel groups of x [N, C, ...]; keys <path>.weight
+// and <path>.bias [C].
+type GroupNorm struct {
+	Path         string
+	Groups       int64
+	Eps          float64
+	Weight, Bias *Param
+}
+
+// NewGroupNorm registers an affine GroupNorm.
+func NewGroupNorm(ps *Params, path string, groups, channels int64, eps float64) *GroupNorm {
+	return &GroupNorm{
+		Path: path, Groups: groups, Eps: eps,
+		Weight: ps.Add(path+".weight", []int64{channels}, Init{Kind: InitOnes}),
+		Bias:   ps.Add(path+".bias", []int64{channels}, Init{Kind: InitZeros}),
+	}
+}
+
+// Forward normalises x.
+func (g *GroupNorm) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
+	defer torch.Annotate(g.Path)
+	return s.GroupNorm(x, g.Groups, g.Weight.T, g.Bias.T, g.Eps)
+}
+
+// LayerNorm normalises the last dimension; keys <path>.weight, <path>.bias [D].
+type LayerNorm struct {
+	Path         string
+	Dim          int64
+	Eps          float64
+	Weight, Bias *Param
+}
+
+// NewLayerNorm registers an affine LayerNorm over the last dimension.
+func NewLayerNorm(ps *Params, path string, dim int64, eps float64) *LayerNorm {
+	return &LayerNorm{
+		Path: path, Dim: dim, Eps: eps,
+		Weight: ps.Add(path+".weight", []int64{dim}, Init{Kind: InitOnes}),
+		Bias:   ps.Add(path+".bias", []int64{dim}, Init{Kind: InitZeros}),
+	}
+}
+
+// Forward normalises x.
+func (l *LayerNorm) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
+	defer torch.Annotate(l.Path)
+	return s.LayerNorm(x, []int64{l.Dim}, l.Weight.T, l.Bias.T, l.Eps)
+}

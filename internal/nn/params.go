@@ -1,0 +1,194 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+)
+
+// InitKind says how a parameter is drawn by InitRandom.
+type InitKind int
+
+// Initialisations (PyTorch's defaults for the layers that use them).
+const (
+	InitUniform InitKind = iota // U(−1/√fan_in, 1/√fan_in), as nn.Linear and nn.Conv*
+	InitOnes
+	InitZeros
+	InitConst
+)
+
+// Init is a parameter's random initialisation.
+type Init struct {
+	Kind  InitKind
+	FanIn int64   // for InitUniform
+	Value float64 // for InitConst
+}
+
+// Param is one named parameter; T is nil until loaded or initialised.
+type Param struct {
+	Name  string
+	Shape []int64
+	Init  Init
+	T     *torch.Tensor
+}
+
+// Params is the ordered set of a model's parameters.
+type Params struct {
+	list   []*Param
+	byName map[string]*Param
+}
+
+// NewParams makes an empty set.
+func NewParams() *Params { return &Params{byName: map[string]*Param{}} }
+
+// Add registers a parameter. A duplicate name is a bug in the model's
+// construction and panics.
+func (ps *Params) Add(name string, shape []int64, init Init) *Param {
+	if _, dup := ps.byName[name]; dup {
+		panic("nn: parameter registered twice: " + name)
+	}
+	p := &Param{Name: name, Shape: append([]int64(nil), shape...), Init: init}
+	ps.list = append(ps.list, p)
+	ps.byName[name] = p
+	return p
+}
+
+// List returns the parameters in registration order.
+func (ps *Params) List() []*Param { return ps.list }
+
+// Get returns the parameter with a name.
+func (ps *Params) Get(name string) (*Param, bool) {
+	p, ok := ps.byName[name]
+	return p, ok
+}
+
+// Count is the number of scalar parameters.
+func (ps *Params) Count() int64 {
+	var n int64
+	for _, p := range ps.list {
+		n += numel(p.Shape)
+	}
+	return n
+}
+
+// Free releases every parameter's tensor.
+func (ps *Params) Free() {
+	for _, p := range ps.list {
+		p.T.Free()
+		p.T = nil
+	}
+}
+
+func numel(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Load fills every parameter from a checkpoint, cast to dtype on dev. It is
+// strict: any key the model lacks, any parameter the checkpoint lacks and any
+// shape that differs is reported, all at once, before anything is loaded. On
+// error no parameter is left loaded.
+func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype torch.DType, dev torch.Device) error {
+	var missing, unexpected, misshaped []string
+	for _, p := range ps.list {
+		_, info, ok := ck.Lookup(p.Name)
+		if !ok {
+			missing = append(missing, p.Name)
+			continue
+		}
+		if !equalShape(info.Shape, p.Shape) {
+			misshaped = append(misshaped, fmt.Sprintf("%s: checkpoint %v, model %v", p.Name, info.Shape, p.Shape))
+		}
+	}
+	for _, name := range ck.Names() {
+		if _, ok := ps.byName[name]; !ok {
+			unexpected = append(unexpected, name)
+		}
+	}
+	if len(missing)+len(unexpected)+len(misshaped) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: checkpoint does not match the model", what)
+		listKeys(&b, "missing keys", missing)
+		listKeys(&b, "unexpected keys", unexpected)
+		listKeys(&b, "mis-shaped keys", misshaped)
+		return fmt.Errorf("%s", b.String())
+	}
+	for _, p := range ps.list {
+		f, _, _ := ck.Lookup(p.Name)
+		t, err := torch.ReadTensor(nil, f, p.Name, dtype, dev)
+		if err != nil {
+			ps.Free()
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		p.T.Free()
+		p.T = t
+	}
+	return nil
+}
+
+func listKeys(b *strings.Builder, title string, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	sort.Strings(keys)
+	const show = 12
+	fmt.Fprintf(b, "; %d %s: %s", len(keys), title, strings.Join(keys[:min(show, len(keys))], ", "))
+	if len(keys) > show {
+		fmt.Fprintf(b, ", ... (%d more)", len(keys)-show)
+	}
+}
+
+func equalShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// InitRandom draws every parameter from its Init with g, as dtype on dev.
+func (ps *Params) InitRandom(g *torch.Generator, dtype torch.DType, dev torch.Device) (err error) {
+	defer torch.Recover(&err)
+	for _, p := range ps.list {
+		var t *torch.Tensor
+		switch p.Init.Kind {
+		case InitUniform:
+			s := torch.NewScope()
+			u, err := g.Rand(s, p.Shape, torch.Float32, torch.CPU)
+			if err != nil {
+				s.Close()
+				return err
+			}
+			bound := 1 / math.Sqrt(float64(max(p.Init.FanIn, 1)))
+			w := s.AddScalar(s.MulScalar(u, 2*bound), -bound)
+			t, err = w.To(nil, dtype, dev)
+			s.Close()
+			if err != nil {
+				return err
+			}
+		case InitOnes:
+			t, err = torch.Full(nil, p.Shape, 1, dtype, dev)
+		case InitZeros:
+			t, err = torch.Full(nil, p.Shape, 0, dtype, dev)
+		case InitConst:
+			t, err = torch.Full(nil, p.Shape, p.Init.Value, dtype, dev)
+		}
+		if err != nil {
+			return fmt.Errorf("init %s: %w", p.Name, err)
+		}
+		p.T.Free()
+		p.T = t
+	}
+	return nil
+}

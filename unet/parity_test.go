@@ -1,0 +1,44 @@
+package unet
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/onestepvideo/osv-go/internal/fixture"
+	"github.com/onestepvideo/osv-go/internal/torch"
+)
+
+// testDevice is the device the tests run on (cuda under -tags cuda).
+func loadCase(t *testing.T, s *torch.Scope, name string, dev torch.Device) map[string]*torch.Tensor {
+	t.Helper()
+	ts, err := torch.LoadFile(s, fixture.Path("io", name+".safetensors"), dev)
+	require.NoError(t, err)
+	return ts
+}
+
+func TestParityUNet(t *testing.T) {
+	require.NoError(t, torch.SetTF32(false))
+	m, err := Load(fixture.Path("pipeline", "unet"), WithDevice(testDevice.String()))
+	require.NoError(t, err)
+	defer m.Close()
+	s := torch.NewScope()
+	defer s.Close()
+	in := loadCase(t, s, "unet", testDevice)
+	var err2 error
+	var got *torch.Tensor
+	func() {
+		defer torch.Recover(&err2)
+		got = m.Apply(s, in["sample"], in["timestep"], in["encoder_hidden_states"], in["added_time_ids"])
+	}()
+	require.NoError(t, err2)
+	require.Equal(t, in["out"].Shape(), got.Shape())
+	g, err := got.Float32s()
+	require.NoError(t, err)
+	w, err := in["out"].Float32s()
+	require.NoError(t, err)
+	rel, err := fixture.RelL2(g, w)
+	require.NoError(t, err)
+	t.Logf("unet %v on %s: relative L2 error %.3g", got.Shape(), testDevice, rel)
+	require.LessOrEqual(t, rel, 1e-4)
+}
