@@ -60,8 +60,12 @@ else
 	$(call apt_install,libtorch-dev)
 endif
 
-/usr/bin/g++:
+CXX_BIN := $(shell command -v g++ 2>/dev/null)
+ifeq ($(CXX_BIN),)
+CXX_BIN := /usr/bin/g++
+$(CXX_BIN):
 	$(call apt_install,g++)
+endif
 
 define apt_install
 	@echo "installing $(1) through apt" >&2
@@ -71,7 +75,7 @@ endef
 
 # gotorch's cgo flags expect libcgotorch.so inside its (read-only) module
 # folder; it is built here instead, and CGO_LDFLAGS points the linker at it.
-$(CGOTORCH): $(TORCH_DEP) | /usr/bin/g++
+$(CGOTORCH): $(TORCH_DEP) | $(CXX_BIN)
 	@mkdir -p $(BUILD)/gotorch/obj
 	@src=$$($(GO) mod download -json $(GOTORCH) | sed -n 's/^\s*"Dir": "\(.*\)",*$$/\1/p'); \
 	test -n "$$src" || { echo "cannot locate $(GOTORCH) in the module cache" >&2; exit 1; }; \

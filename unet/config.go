@@ -89,7 +89,9 @@ func (v IntOrList) At(i int) int64 {
 
 // NumTimeIDs is the number of added time ids each sample takes (3 for SVD:
 // fps − 1, motion bucket, noise augmentation strength).
-func (c Config) NumTimeIDs() int64 { return c.ProjectionClassEmbeddingsInputDim / c.AdditionTimeEmbedDim }
+func (c Config) NumTimeIDs() int64 {
+	return c.ProjectionClassEmbeddingsInputDim / c.AdditionTimeEmbedDim
+}
 
 // groups is the GroupNorm group count of every norm in the model.
 const groups = 32

@@ -82,12 +82,19 @@ char* osv_upsample_nearest(osv_tensor* x, const int64_t* size, int nspatial, osv
 // Runtime settings and devices.
 char* osv_set_tf32(int enabled);
 char* osv_set_num_threads(int n);
+char* osv_set_cudnn_benchmark(int enabled);
 int osv_cuda_built(void);
 int osv_cuda_device_count(void);
 char* osv_cuda_synchronize(int dev_index);
 char* osv_cuda_memory(int dev_index, int64_t* allocated, int64_t* peak, int64_t* reserved);
 char* osv_cuda_reset_peak(int dev_index);
 char* osv_cuda_empty_cache(void);
+
+// Timing events on a CUDA device's current stream.
+typedef struct osv_event osv_event;
+char* osv_cuda_event_record(int dev_index, osv_event** out);
+char* osv_cuda_event_elapsed(osv_event* start, osv_event* end, double* ms);
+void osv_cuda_event_free(osv_event* e);
 
 #ifdef __cplusplus
 }

@@ -7,8 +7,19 @@
 #include "bridge.h"
 
 #ifdef OSV_CUDA
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#endif
+
+#if defined(OSV_CUDA) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5))
+#define OSV_CUDA_EVENTS 1
+struct osv_event {
+  c10::Event ev;
+};
+#else
+struct osv_event {};
 #endif
 
 extern "C" {
@@ -17,6 +28,12 @@ char* osv_set_tf32(int enabled) {
   OSV_TRY
   at::globalContext().setAllowTF32CuBLAS(enabled != 0);
   at::globalContext().setAllowTF32CuDNN(enabled != 0);
+  OSV_CATCH
+}
+
+char* osv_set_cudnn_benchmark(int enabled) {
+  OSV_TRY
+  at::globalContext().setBenchmarkCuDNN(enabled != 0);
   OSV_CATCH
 }
 
@@ -68,7 +85,41 @@ char* osv_cuda_empty_cache(void) {
   OSV_CATCH
 }
 
+#endif
+
+#ifdef OSV_CUDA_EVENTS
+
+char* osv_cuda_event_record(int dev_index, osv_event** out) {
+  OSV_TRY
+  auto* e = new osv_event{c10::Event(c10::DeviceType::CUDA, c10::EventFlag::BACKEND_DEFAULT)};
+  c10::impl::VirtualGuardImpl impl(c10::DeviceType::CUDA);
+  e->ev.record(impl.getStream(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(dev_index))));
+  *out = e;
+  OSV_CATCH
+}
+
+char* osv_cuda_event_elapsed(osv_event* start, osv_event* end, double* ms) {
+  OSV_TRY
+  if (start == nullptr || end == nullptr) throw std::invalid_argument("null event");
+  end->ev.synchronize();
+  *ms = start->ev.elapsedTime(end->ev);
+  OSV_CATCH
+}
+
 #else
+
+char* osv_cuda_event_record(int, osv_event**) {
+  return osv::dup("CUDA timing events need a CUDA build of libtorch 2.5 or later");
+}
+char* osv_cuda_event_elapsed(osv_event*, osv_event*, double*) {
+  return osv::dup("CUDA timing events need a CUDA build of libtorch 2.5 or later");
+}
+
+#endif
+
+void osv_cuda_event_free(osv_event* e) { delete e; }
+
+#ifndef OSV_CUDA
 
 static const char kNoCUDA[] = "this build of the library has no CUDA support (libtorch without CUDA)";
 

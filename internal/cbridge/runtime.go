@@ -36,3 +36,32 @@ func CUDAResetPeak(dev int) error { return status(C.osv_cuda_reset_peak(C.int(de
 
 // CUDAEmptyCache returns cached, unused blocks to the driver.
 func CUDAEmptyCache() error { return status(C.osv_cuda_empty_cache()) }
+
+// Event is a timing event recorded on a CUDA stream.
+type Event struct{ p *C.osv_event }
+
+// CUDAEventRecord records an event on a device's current stream.
+func CUDAEventRecord(dev int) (Event, error) {
+	var e *C.osv_event
+	err := status(C.osv_cuda_event_record(C.int(dev), &e))
+	return Event{e}, err
+}
+
+// CUDAEventElapsed waits for end and returns the milliseconds from start to end.
+func CUDAEventElapsed(start, end Event) (float64, error) {
+	var ms C.double
+	err := status(C.osv_cuda_event_elapsed(start.p, end.p, &ms))
+	return float64(ms), err
+}
+
+// CUDAEventFree releases an event.
+func CUDAEventFree(e Event) { C.osv_cuda_event_free(e.p) }
+
+// SetCuDNNBenchmark lets cuDNN time its algorithms and keep the fastest per shape.
+func SetCuDNNBenchmark(enabled bool) error {
+	e := C.int(0)
+	if enabled {
+		e = 1
+	}
+	return status(C.osv_set_cudnn_benchmark(e))
+}

@@ -40,3 +40,35 @@ func ResetPeakMemory(dev Device) error { return cb.CUDAResetPeak(dev.Index) }
 func sortTensors(ts []safetensors.Tensor) {
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 }
+
+// Timer measures GPU time between two points of a device's stream with
+// CUDA events.
+type Timer struct {
+	start cb.Event
+	dev   int
+}
+
+// StartTimer records the start event on a CUDA device.
+func StartTimer(dev Device) (*Timer, error) {
+	e, err := cb.CUDAEventRecord(dev.Index)
+	if err != nil {
+		return nil, err
+	}
+	return &Timer{start: e, dev: dev.Index}, nil
+}
+
+// Stop records the end event, waits for it, and returns the elapsed
+// milliseconds. The timer cannot be used again.
+func (t *Timer) Stop() (float64, error) {
+	defer cb.CUDAEventFree(t.start)
+	end, err := cb.CUDAEventRecord(t.dev)
+	if err != nil {
+		return 0, err
+	}
+	defer cb.CUDAEventFree(end)
+	return cb.CUDAEventElapsed(t.start, end)
+}
+
+// SetCuDNNBenchmark lets cuDNN pick the fastest convolution algorithm per
+// shape by timing them on first use.
+func SetCuDNNBenchmark(on bool) error { return cb.SetCuDNNBenchmark(on) }
