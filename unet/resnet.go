@@ -32,19 +32,40 @@ func newResnetBlock2D(ps *nn.Params, path string, in, out, temb int64, eps float
 	return r
 }
 
-// forward maps x [BF, C, H, W] with temb [BF, T].
+// forward maps x [BF, C, H, W] with temb [BF, T]. Dead intermediates are
+// dropped as soon as possible: at full size each is tens of megabytes.
 func (r *resnetBlock2D) forward(s *torch.Scope, x, temb *torch.Tensor) *torch.Tensor {
 	defer torch.Annotate(r.path)
 	c := s.Child()
 	defer c.Close()
-	h := r.conv1.Forward(c, c.SiLU(r.norm1.Forward(c, x)))
 	e := r.timeEmbProj.Forward(c, c.SiLU(temb))
-	h = c.Add(h, c.Reshape(e, e.Size(0), e.Size(1), 1, 1))
-	h = r.conv2.Forward(c, c.SiLU(r.norm2.Forward(c, h)))
-	if r.shortcut != nil {
-		x = r.shortcut.Forward(c, x)
+	e = c.Reshape(e, e.Size(0), e.Size(1), 1, 1)
+	return c.Keep(residualTail(c, x, e, r.norm1, r.conv1, r.norm2, r.conv2, r.shortcut))
+}
+
+// residualTail is the body shared by the spatial and temporal residual
+// blocks: x + conv2(silu(norm2(conv1(silu(norm1(x))) + e))), through the
+// shortcut convolution when there is one.
+func residualTail(c *torch.Scope, x, e *torch.Tensor, norm1 *nn.GroupNorm, conv1 *nn.Conv, norm2 *nn.GroupNorm, conv2, shortcut *nn.Conv) *torch.Tensor {
+	n := norm1.Forward(c, x)
+	a := c.SiLU(n)
+	c.Drop(n)
+	h := conv1.Forward(c, a)
+	c.Drop(a)
+	h2 := c.Add(h, e)
+	c.Drop(h)
+	n = norm2.Forward(c, h2)
+	c.Drop(h2)
+	a = c.SiLU(n)
+	c.Drop(n)
+	h = conv2.Forward(c, a)
+	c.Drop(a)
+	if shortcut != nil {
+		x = shortcut.Forward(c, x)
 	}
-	return c.Keep(c.Add(x, h))
+	out := c.Add(x, h)
+	c.Drop(h, x)
+	return out
 }
 
 // temporalResnetBlock is diffusers' TemporalResnetBlock: the same shape as
@@ -77,12 +98,9 @@ func (r *temporalResnetBlock) forward(s *torch.Scope, x, temb *torch.Tensor) *to
 	defer torch.Annotate(r.path)
 	c := s.Child()
 	defer c.Close()
-	h := r.conv1.Forward(c, c.SiLU(r.norm1.Forward(c, x)))
 	e := r.timeEmbProj.Forward(c, c.SiLU(temb)) // [B, F, C]
 	e = c.Reshape(c.Permute(e, 0, 2, 1), e.Size(0), e.Size(2), e.Size(1), 1, 1)
-	h = c.Add(h, e)
-	h = r.conv2.Forward(c, c.SiLU(r.norm2.Forward(c, h)))
-	return c.Keep(c.Add(x, h))
+	return c.Keep(residualTail(c, x, e, r.norm1, r.conv1, r.norm2, r.conv2, nil))
 }
 
 // alphaBlender is diffusers' AlphaBlender (learned_with_images, no
@@ -101,8 +119,7 @@ func newAlphaBlender(ps *nn.Params, path string, alpha float64) *alphaBlender {
 func (a *alphaBlender) forward(s *torch.Scope, spatial, temporal *torch.Tensor) *torch.Tensor {
 	c := s.Child()
 	defer c.Close()
-	w := c.Sigmoid(a.mixFactor.T)
-	return c.Keep(c.Add(temporal, c.Mul(w, c.Sub(spatial, temporal))))
+	return c.Keep(c.Lerp(temporal, spatial, c.Sigmoid(a.mixFactor.T)))
 }
 
 // spatioTemporalResBlock is diffusers' SpatioTemporalResBlock: a spatial
@@ -137,5 +154,6 @@ func (r *spatioTemporalResBlock) forward(s *torch.Scope, x, temb *torch.Tensor, 
 	spatial := toVideo(h)
 	temporal := r.temporal.forward(c, spatial, c.Reshape(temb, b, frames, -1))
 	mixed := r.mixer.forward(c, spatial, temporal)
+	c.Drop(temporal)
 	return c.Keep(c.Reshape(c.Permute(mixed, 0, 2, 1, 3, 4), bf, ch, ht, wd))
 }

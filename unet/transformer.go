@@ -32,10 +32,21 @@ func (b *basicTransformerBlock) forward(s *torch.Scope, x, context *torch.Tensor
 	defer torch.Annotate(b.path)
 	c := s.Child()
 	defer c.Close()
-	x = c.Add(b.attn1.Forward(c, b.norm1.Forward(c, x), nil), x)
-	x = c.Add(b.attn2.Forward(c, b.norm2.Forward(c, x), context), x)
-	x = c.Add(b.ff.Forward(c, b.norm3.Forward(c, x)), x)
+	x = residual(c, x, func(n *torch.Tensor) *torch.Tensor { return b.attn1.Forward(c, n, nil) }, b.norm1)
+	x = residual(c, x, func(n *torch.Tensor) *torch.Tensor { return b.attn2.Forward(c, n, context) }, b.norm2)
+	x = residual(c, x, func(n *torch.Tensor) *torch.Tensor { return b.ff.Forward(c, n) }, b.norm3)
 	return c.Keep(x)
+}
+
+// residual is x + f(norm(x)), dropping the intermediates and, when c owns
+// it, x itself.
+func residual(c *torch.Scope, x *torch.Tensor, f func(*torch.Tensor) *torch.Tensor, norm *nn.LayerNorm) *torch.Tensor {
+	n := norm.Forward(c, x)
+	y := f(n)
+	c.Drop(n)
+	out := c.Add(y, x)
+	c.Drop(y, x)
+	return out
 }
 
 // temporalBasicTransformerBlock is diffusers' TemporalBasicTransformerBlock:
@@ -72,10 +83,10 @@ func (b *temporalBasicTransformerBlock) forward(s *torch.Scope, x, context *torc
 	batch := bf / frames
 	// [B, F, S, C] → [B·S, F, C]
 	h := c.Reshape(c.Permute(c.Reshape(x, batch, frames, seq, ch), 0, 2, 1, 3), batch*seq, frames, ch)
-	h = c.Add(b.ffIn.Forward(c, b.normIn.Forward(c, h)), h)
-	h = c.Add(b.attn1.Forward(c, b.norm1.Forward(c, h), nil), h)
-	h = c.Add(b.attn2.Forward(c, b.norm2.Forward(c, h), context), h)
-	h = c.Add(b.ff.Forward(c, b.norm3.Forward(c, h)), h)
+	h = residual(c, h, func(n *torch.Tensor) *torch.Tensor { return b.ffIn.Forward(c, n) }, b.normIn)
+	h = residual(c, h, func(n *torch.Tensor) *torch.Tensor { return b.attn1.Forward(c, n, nil) }, b.norm1)
+	h = residual(c, h, func(n *torch.Tensor) *torch.Tensor { return b.attn2.Forward(c, n, context) }, b.norm2)
+	h = residual(c, h, func(n *torch.Tensor) *torch.Tensor { return b.ff.Forward(c, n) }, b.norm3)
 	// [B, S, F, C] → [BF, S, C]
 	h = c.Reshape(c.Permute(c.Reshape(h, batch, seq, frames, ch), 0, 2, 1, 3), bf, seq, ch)
 	return c.Keep(h)
@@ -132,9 +143,11 @@ func (t *transformerSpatioTemporal) forward(s *torch.Scope, x, context *torch.Te
 	first := c.Select(c.Reshape(context, batch, frames, l, d), 1, 0)
 	timeContext := c.Reshape(c.Expand(c.Reshape(first, batch, 1, l, d), batch, hw, l, d), batch*hw, l, d)
 
-	h := t.norm.Forward(c, x)
-	h = c.Reshape(c.Permute(h, 0, 2, 3, 1), bf, hw, ch)
-	h = t.projIn.Forward(c, h)
+	n := t.norm.Forward(c, x)
+	tokens := c.Reshape(c.Permute(n, 0, 2, 3, 1), bf, hw, ch)
+	c.Drop(n)
+	h := t.projIn.Forward(c, tokens)
+	c.Drop(tokens)
 
 	// Frame position embedding: frame index 0..F−1 for every clip.
 	idx, err := torch.Arange(c, 0, float64(frames), 1, torch.Float32, x.Device())
@@ -146,12 +159,17 @@ func (t *transformerSpatioTemporal) forward(s *torch.Scope, x, context *torch.Te
 	emb = c.Reshape(emb, bf, 1, emb.Size(1))
 
 	for i, block := range t.blocks {
-		h = block.forward(c, h, context)
-		mix := t.temporal[i].forward(c, c.Add(h, emb), timeContext, frames)
-		h = t.mixer.forward(c, h, mix)
+		spatial := block.forward(c, h, context)
+		c.Drop(h)
+		withPos := c.Add(spatial, emb)
+		mix := t.temporal[i].forward(c, withPos, timeContext, frames)
+		c.Drop(withPos)
+		h = t.mixer.forward(c, spatial, mix)
+		c.Drop(spatial, mix)
 	}
-	h = t.projOut.Forward(c, h)
-	h = c.Permute(c.Reshape(h, bf, ht, wd, ch), 0, 3, 1, 2)
+	out := t.projOut.Forward(c, h)
+	c.Drop(h)
+	h = c.Permute(c.Reshape(out, bf, ht, wd, ch), 0, 3, 1, 2)
 	// The residual first: the sum takes its contiguous layout.
 	return c.Keep(c.Add(x, h))
 }

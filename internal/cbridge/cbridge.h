@@ -58,6 +58,7 @@ char* osv_unary(int op, osv_tensor* a, osv_tensor** out);
 char* osv_binary(int op, osv_tensor* a, osv_tensor* b, osv_tensor** out);
 char* osv_scalar(int op, osv_tensor* a, double s, osv_tensor** out);
 char* osv_reduce(int op, osv_tensor* a, const int64_t* dims, int ndims, int keepdim, osv_tensor** out);
+char* osv_lerp(osv_tensor* start, osv_tensor* end, osv_tensor* weight, osv_tensor** out);
 char* osv_where(osv_tensor* cond, osv_tensor* a, osv_tensor* b, osv_tensor** out);
 char* osv_softmax(osv_tensor* a, int64_t dim, osv_tensor** out);
 

@@ -93,6 +93,12 @@ char* osv_reduce(int op, osv_tensor* a, const int64_t* dims, int ndims, int keep
   OSV_CATCH
 }
 
+char* osv_lerp(osv_tensor* start, osv_tensor* end, osv_tensor* weight, osv_tensor** out) {
+  OSV_TRY
+  *out = osv::wrap(at::lerp(osv::ref(start), osv::ref(end), osv::ref(weight)));
+  OSV_CATCH
+}
+
 char* osv_where(osv_tensor* cond, osv_tensor* a, osv_tensor* b, osv_tensor** out) {
   OSV_TRY
   *out = osv::wrap(at::where(osv::ref(cond), osv::ref(a), osv::ref(b)));

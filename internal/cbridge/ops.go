@@ -98,6 +98,12 @@ func Reduce(op int, a Tensor, dims []int64, keepDim bool) (Tensor, error) {
 	return result(out, C.osv_reduce(C.int(op), a.p, d, n, k, &out))
 }
 
+// Lerp is start + weight·(end − start) in one kernel.
+func Lerp(start, end, weight Tensor) (Tensor, error) {
+	var out *C.osv_tensor
+	return result(out, C.osv_lerp(start.p, end.p, weight.p, &out))
+}
+
 // Where selects a where cond holds, b elsewhere.
 func Where(cond, a, b Tensor) (Tensor, error) {
 	var out *C.osv_tensor

@@ -43,13 +43,15 @@ func (a *Attention) Forward(s *torch.Scope, x, context *torch.Tensor) *torch.Ten
 	if context == nil {
 		context = x
 	}
-	heads := func(t *torch.Tensor) *torch.Tensor {
-		return c.Transpose(c.Reshape(t, t.Size(0), t.Size(1), a.Heads, a.HeadDim), 1, 2)
+	heads := func(l *Linear, in *torch.Tensor) *torch.Tensor {
+		t := l.Forward(c, in)
+		h := c.Transpose(c.Reshape(t, t.Size(0), t.Size(1), a.Heads, a.HeadDim), 1, 2)
+		c.Drop(t) // the view keeps the storage
+		return h
 	}
-	q := heads(a.ToQ.Forward(c, x))
-	k := heads(a.ToK.Forward(c, context))
-	v := heads(a.ToV.Forward(c, context))
+	q, k, v := heads(a.ToQ, x), heads(a.ToK, context), heads(a.ToV, context)
 	o := c.SDPA(q, k, v, 1/math.Sqrt(float64(a.HeadDim)))
+	c.Drop(q, k, v)
 	o = c.Reshape(c.Transpose(o, 1, 2), x.Size(0), x.Size(1), a.Heads*a.HeadDim)
 	return c.Keep(a.ToOut.Forward(c, o))
 }
@@ -80,5 +82,8 @@ func (f *FeedForward) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
 	defer c.Close()
 	h := f.Proj.Forward(c, x)
 	parts := c.Chunk(h, 2, -1)
-	return c.Keep(f.Out.Forward(c, c.Mul(parts[0], c.GELU(parts[1]))))
+	g := c.GELU(parts[1])
+	gated := c.Mul(parts[0], g)
+	c.Drop(h, parts[0], parts[1], g)
+	return c.Keep(f.Out.Forward(c, gated))
 }

@@ -87,6 +87,12 @@ func (s *Scope) Amax(a *Tensor, keepDim bool, dims ...int64) *Tensor {
 	return s.wrap("amax", h, err)
 }
 
+// Lerp is start + weight·(end − start), one kernel.
+func (s *Scope) Lerp(start, end, weight *Tensor) *Tensor {
+	h, err := cb.Lerp(start.handle(), end.handle(), weight.handle())
+	return s.wrap("lerp", h, err)
+}
+
 // Where selects a where cond holds, b elsewhere.
 func (s *Scope) Where(cond, a, b *Tensor) *Tensor {
 	h, err := cb.Where(cond.handle(), a.handle(), b.handle())

@@ -45,6 +45,17 @@ func (s *Scope) Adopt(t *Tensor) *Tensor {
 	return t
 }
 
+// Drop releases, now, those of ts that s owns (the rest are left alone),
+// so that a long layer frees its dead intermediates as it goes. A view
+// shares storage with its base; the storage goes when its last handle does.
+func (s *Scope) Drop(ts ...*Tensor) {
+	for _, t := range ts {
+		if t != nil && t.owner == s {
+			t.Free()
+		}
+	}
+}
+
 // Close releases every tensor still owned by s. It is safe to call twice.
 func (s *Scope) Close() {
 	if s == nil || s.closed {
