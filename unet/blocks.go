@@ -19,19 +19,24 @@ type downBlock struct {
 	downsampler *nn.Conv
 }
 
-// forward returns the block's output and the skip tensors it produces.
+// forward returns the block's output and the skip tensors it produces, all
+// owned by s; the intermediates between them are released on the way.
 func (b *downBlock) forward(s *torch.Scope, x, temb, context *torch.Tensor, frames int64) (*torch.Tensor, []*torch.Tensor) {
 	defer torch.Annotate(b.path)
+	c := s.Child()
+	defer c.Close()
 	var skips []*torch.Tensor
 	for i, r := range b.resnets {
-		x = r.forward(s, x, temb, frames)
+		x = r.forward(c, x, temb, frames)
 		if b.attentions != nil {
-			x = b.attentions[i].forward(s, x, context, frames)
+			y := b.attentions[i].forward(c, x, context, frames)
+			c.Drop(x)
+			x = y
 		}
-		skips = append(skips, x)
+		skips = append(skips, c.Keep(x))
 	}
 	if b.downsampler != nil {
-		x = b.downsampler.Forward(s, x)
+		x = c.Keep(b.downsampler.Forward(c, x))
 		skips = append(skips, x)
 	}
 	return x, skips
@@ -47,22 +52,30 @@ type upBlock struct {
 	upsampler  *nn.Conv
 }
 
-// forward consumes skips from the end and returns the rest.
-func (b *upBlock) forward(s *torch.Scope, x *torch.Tensor, skips []*torch.Tensor, temb, context *torch.Tensor, frames int64) (*torch.Tensor, []*torch.Tensor) {
+// forward takes the skip tensors it consumes (one per resnet, used from
+// the last) and returns the block's output, owned by s.
+func (b *upBlock) forward(s *torch.Scope, x *torch.Tensor, skips []*torch.Tensor, temb, context *torch.Tensor, frames int64) *torch.Tensor {
 	defer torch.Annotate(b.path)
+	c := s.Child()
+	defer c.Close()
 	for i, r := range b.resnets {
-		skip := skips[len(skips)-1]
-		skips = skips[:len(skips)-1]
-		x = r.forward(s, s.Cat(1, x, skip), temb, frames)
+		cat := c.Cat(1, x, skips[len(skips)-1-i])
+		c.Drop(x)
+		x = r.forward(c, cat, temb, frames)
+		c.Drop(cat)
 		if b.attentions != nil {
-			x = b.attentions[i].forward(s, x, context, frames)
+			y := b.attentions[i].forward(c, x, context, frames)
+			c.Drop(x)
+			x = y
 		}
 	}
 	if b.upsampler != nil {
-		x = s.UpsampleNearest(x, 2*x.Size(2), 2*x.Size(3))
-		x = b.upsampler.Forward(s, x)
+		u := c.UpsampleNearest(x, 2*x.Size(2), 2*x.Size(3))
+		c.Drop(x)
+		x = b.upsampler.Forward(c, u)
+		c.Drop(u)
 	}
-	return x, skips
+	return c.Keep(x)
 }
 
 // midBlock is UNetMidBlockSpatioTemporal: resnet, then (attention, resnet)
@@ -75,10 +88,14 @@ type midBlock struct {
 
 func (b *midBlock) forward(s *torch.Scope, x, temb, context *torch.Tensor, frames int64) *torch.Tensor {
 	defer torch.Annotate(b.path)
-	x = b.resnets[0].forward(s, x, temb, frames)
+	c := s.Child()
+	defer c.Close()
+	x = b.resnets[0].forward(c, x, temb, frames)
 	for i, a := range b.attentions {
-		x = a.forward(s, x, context, frames)
-		x = b.resnets[i+1].forward(s, x, temb, frames)
+		y := a.forward(c, x, context, frames)
+		c.Drop(x)
+		x = b.resnets[i+1].forward(c, y, temb, frames)
+		c.Drop(y)
 	}
-	return x
+	return c.Keep(x)
 }

@@ -173,9 +173,19 @@ func (m *Model) Apply(s *torch.Scope, sample, timestep, context, timeIDs *torch.
 	}
 	x = m.mid.forward(c, x, emb, ctx, frames)
 	for _, blk := range m.up {
-		x, skips = blk.forward(c, x, skips, emb, ctx, frames)
+		n := len(blk.resnets)
+		used := skips[len(skips)-n:]
+		skips = skips[:len(skips)-n]
+		y := blk.forward(c, x, used, emb, ctx, frames)
+		c.Drop(x)
+		c.Drop(used...)
+		x = y
 	}
-	x = m.convOut.Forward(c, c.SiLU(m.convNormOut.Forward(c, x)))
+	n := m.convNormOut.Forward(c, x)
+	c.Drop(x)
+	a := c.SiLU(n)
+	c.Drop(n)
+	x = m.convOut.Forward(c, a)
 	return c.Keep(c.Reshape(x, append([]int64{b, frames}, x.Shape()[1:]...)...))
 }
 
