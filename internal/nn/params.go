@@ -3,11 +3,13 @@ package nn
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"golang.org/x/sync/errgroup"
 )
 
 // InitKind says how a parameter is drawn by InitRandom.
@@ -120,15 +122,23 @@ func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype torch.DTyp
 		listKeys(&b, "mis-shaped keys", misshaped)
 		return fmt.Errorf("%s", b.String())
 	}
+	// Tensors are copied from the mapping into libtorch (and to the device)
+	// several at a time; each goroutine fills its own parameter.
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, p := range ps.list {
-		f, _, _ := ck.Lookup(p.Name)
-		t, err := torch.ReadTensor(nil, f, p.Name, dtype, dev)
-		if err != nil {
-			ps.Free()
-			return fmt.Errorf("%s: %w", what, err)
-		}
 		p.T.Free()
-		p.T = t
+		p.T = nil
+		g.Go(func() error {
+			f, _, _ := ck.Lookup(p.Name)
+			t, err := torch.ReadTensor(nil, f, p.Name, dtype, dev)
+			p.T = t
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		ps.Free()
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
