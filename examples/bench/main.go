@@ -62,6 +62,7 @@ func run() error {
 	warmup := flag.Int("warmup", 3, "untimed runs first")
 	runs := flag.Int("runs", 10, "timed runs")
 	cudnnBench := flag.Bool("cudnn-benchmark", true, "let cuDNN pick convolution algorithms by timing")
+	variants := flag.Bool("variants", false, "also time the alternative GroupNorm and attention kernels")
 	jsonOut := flag.String("json", "", "write results as JSON to this file")
 	flag.Parse()
 
@@ -87,25 +88,46 @@ func run() error {
 	defer m.Close()
 	fmt.Fprintf(os.Stderr, "SVD UNet: %.3g parameters, %s on %s, built in %.1fs\n", float64(m.NumParams()), dt, dev, time.Since(t0).Seconds())
 
+	type variant struct {
+		name      string
+		gn        torch.GroupNormMode
+		shortAttn int64
+	}
+	vs := []variant{{"", torch.GroupNormSplitCUDA, 0}}
+	if *variants {
+		vs = append(vs, variant{" [native gn]", torch.GroupNormNative, 0}, variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32})
+	}
 	var results []Result
-	for _, bs := range strings.Split(*batches, ",") {
-		b, err := strconv.ParseInt(strings.TrimSpace(bs), 10, 64)
-		if err != nil || b < 1 {
-			return fmt.Errorf("bad batch size %q", bs)
-		}
-		r, err := benchUNet(m, dev, dt, b, *frames, *height/8, *width/8, *warmup, *runs)
-		if err != nil {
+	for _, v := range vs {
+		if err := torch.SetGroupNormMode(v.gn); err != nil {
 			return err
 		}
-		results = append(results, r)
+		if err := torch.SetShortAttention(v.shortAttn); err != nil {
+			return err
+		}
+		for _, bs := range strings.Split(*batches, ",") {
+			b, err := strconv.ParseInt(strings.TrimSpace(bs), 10, 64)
+			if err != nil || b < 1 {
+				return fmt.Errorf("bad batch size %q", bs)
+			}
+			r, err := benchUNet(m, dev, dt, b, *frames, *height/8, *width/8, *warmup, *runs)
+			if err != nil {
+				return err
+			}
+			r.Name += v.name
+			if v.name != "" {
+				r.PeerMS, r.PeerGiB, r.Peer = 0, 0, ""
+			}
+			results = append(results, r)
+		}
 	}
-	fmt.Printf("%-22s %10s %10s %10s   %s\n", "case", "median ms", "min ms", "peak GiB", "peer (ms, GiB)")
+	fmt.Printf("%-38s %10s %10s %10s   %s\n", "case", "median ms", "min ms", "peak GiB", "peer (ms, GiB)")
 	for _, r := range results {
 		peer := ""
 		if r.Peer != "" {
 			peer = fmt.Sprintf("%s %.0f ms, %.1f GiB", r.Peer, r.PeerMS, r.PeerGiB)
 		}
-		fmt.Printf("%-22s %10.1f %10.1f %10.2f   %s\n", r.Name, r.MedianMS, r.MinMS, r.PeakGiB, peer)
+		fmt.Printf("%-38s %10.1f %10.1f %10.2f   %s\n", r.Name, r.MedianMS, r.MinMS, r.PeakGiB, peer)
 	}
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(map[string]any{

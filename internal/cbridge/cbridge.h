@@ -84,6 +84,16 @@ char* osv_upsample_nearest(osv_tensor* x, const int64_t* size, int nspatial, osv
 char* osv_set_tf32(int enabled);
 char* osv_set_num_threads(int n);
 char* osv_set_cudnn_benchmark(int enabled);
+
+// Kernel choices (see nn.cc): OSV_OPT_GROUP_NORM_SPLIT computes GroupNorm's
+// statistics with ATen's split reductions (0 never, 1 on CUDA, 2 on every
+// device); OSV_OPT_SHORT_ATTENTION
+// is the sequence length up to which attention uses the math formulation on
+// CUDA (0: never).
+#define OSV_OPT_GROUP_NORM_SPLIT 0
+#define OSV_OPT_SHORT_ATTENTION 1
+char* osv_set_option(int key, int64_t value);
+char* osv_get_option(int key, int64_t* value);
 int osv_cuda_built(void);
 int osv_cuda_device_count(void);
 char* osv_cuda_synchronize(int dev_index);

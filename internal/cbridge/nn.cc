@@ -4,7 +4,62 @@
 
 #include "bridge.h"
 
+namespace {
+
+std::atomic<int64_t> opt_group_norm_split{1};
+std::atomic<int64_t> opt_short_attention{0};
+
+// GroupNorm with its statistics from ATen's reductions, which split very
+// long rows over many thread blocks (a video UNet has few rows of up to a
+// million elements each), accumulated in float32, then one fused
+// x·scale + shift pass: y = (x − μ)·σ⁻¹·w + b = x·(σ⁻¹w) + (b − μσ⁻¹w).
+at::Tensor group_norm_split(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
+                            const c10::optional<at::Tensor>& b, double eps) {
+  const int64_t n = x.size(0), c = x.size(1);
+  TORCH_CHECK(groups > 0 && c % groups == 0, "group_norm: ", c, " channels are not divisible into ", groups,
+              " groups");
+  at::Tensor xg = x.reshape({n, groups, -1});
+  const double m = static_cast<double>(xg.size(2));
+  auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor mean = at::sum(xg, {2}, false, acc).div_(m);
+  at::Tensor sq = at::linalg_vector_norm(xg, 2, at::IntArrayRef{2}, false, acc);
+  at::Tensor var = sq.square_().div_(m).sub_(mean.square()).clamp_min_(0);
+  at::Tensor scale = var.add_(eps).rsqrt_().repeat_interleave(c / groups, 1);  // [n, c]
+  at::Tensor shift = mean.repeat_interleave(c / groups, 1).mul_(scale).neg_();
+  if (w.has_value() && w->defined()) {
+    scale.mul_(*w);
+    shift.mul_(*w);
+  }
+  if (b.has_value() && b->defined()) shift.add_(*b);
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[0] = n;
+  shape[1] = c;
+  return at::addcmul(shift.to(x.scalar_type()).view(shape), x, scale.to(x.scalar_type()).view(shape));
+}
+
+}  // namespace
+
 extern "C" {
+
+char* osv_set_option(int key, int64_t value) {
+  OSV_TRY
+  switch (key) {
+    case OSV_OPT_GROUP_NORM_SPLIT: opt_group_norm_split.store(value); break;
+    case OSV_OPT_SHORT_ATTENTION: opt_short_attention.store(value); break;
+    default: throw std::invalid_argument("unknown option " + std::to_string(key));
+  }
+  OSV_CATCH
+}
+
+char* osv_get_option(int key, int64_t* value) {
+  OSV_TRY
+  switch (key) {
+    case OSV_OPT_GROUP_NORM_SPLIT: *value = opt_group_norm_split.load(); break;
+    case OSV_OPT_SHORT_ATTENTION: *value = opt_short_attention.load(); break;
+    default: throw std::invalid_argument("unknown option " + std::to_string(key));
+  }
+  OSV_CATCH
+}
 
 char* osv_conv(osv_tensor* x, osv_tensor* w, osv_tensor* b, const int64_t* stride, const int64_t* padding,
                const int64_t* dilation, int nspatial, int64_t groups, osv_tensor** out) {
@@ -24,7 +79,13 @@ char* osv_linear(osv_tensor* x, osv_tensor* w, osv_tensor* b, osv_tensor** out) 
 
 char* osv_group_norm(osv_tensor* x, int64_t groups, osv_tensor* w, osv_tensor* b, double eps, osv_tensor** out) {
   OSV_TRY
-  *out = osv::wrap(at::group_norm(osv::ref(x), groups, osv::opt(w), osv::opt(b), eps, true));
+  const at::Tensor& X = osv::ref(x);
+  const int64_t split = opt_group_norm_split.load();
+  if (X.dim() >= 3 && (split == 2 || (split == 1 && X.is_cuda()))) {
+    *out = osv::wrap(group_norm_split(X, groups, osv::opt(w), osv::opt(b), eps));
+  } else {
+    *out = osv::wrap(at::group_norm(X, groups, osv::opt(w), osv::opt(b), eps, true));
+  }
   OSV_CATCH
 }
 
@@ -40,14 +101,21 @@ char* osv_sdpa(osv_tensor* q, osv_tensor* k, osv_tensor* v, double scale, osv_te
   const at::Tensor& Q = osv::ref(q);
   const at::Tensor& K = osv::ref(k);
   const at::Tensor& V = osv::ref(v);
+  const int64_t short_len = opt_short_attention.load();
+  const bool math = Q.is_cuda() && short_len > 0 && K.size(-2) <= short_len && Q.size(-2) <= short_len;
 #if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1)
-  *out = osv::wrap(at::scaled_dot_product_attention(Q, K, V, c10::nullopt, 0.0, false, scale));
-#else
-  // libtorch before 2.1 has no public fused attention taking a scale: the
-  // math formulation, softmax(Q Kᵀ · scale) V.
-  at::Tensor logits = at::matmul(Q, K.transpose(-2, -1)).mul_(scale);
-  *out = osv::wrap(at::matmul(at::softmax(logits, -1), V));
+  if (!math) {
+    *out = osv::wrap(at::scaled_dot_product_attention(Q, K, V, c10::nullopt, 0.0, false, scale));
+    return nullptr;
+  }
 #endif
+  {
+    // The math formulation, softmax(Q Kᵀ · scale) V: for libtorch before
+    // 2.1 (no fused attention taking a scale), and for short sequences,
+    // where fused kernels mostly compute padding. Softmax in float32.
+    at::Tensor logits = at::matmul(Q, K.transpose(-2, -1)).mul_(scale);
+    *out = osv::wrap(at::matmul(at::softmax(logits, -1, at::kFloat).to(V.scalar_type()), V));
+  }
   OSV_CATCH
 }
 

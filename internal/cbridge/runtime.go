@@ -65,3 +65,21 @@ func SetCuDNNBenchmark(enabled bool) error {
 	}
 	return status(C.osv_set_cudnn_benchmark(e))
 }
+
+// Option keys (cbridge.h).
+const (
+	OptGroupNormSplit = C.OSV_OPT_GROUP_NORM_SPLIT
+	OptShortAttention = C.OSV_OPT_SHORT_ATTENTION
+)
+
+// SetOption sets a kernel choice.
+func SetOption(key int, value int64) error {
+	return status(C.osv_set_option(C.int(key), C.int64_t(value)))
+}
+
+// GetOption reads a kernel choice.
+func GetOption(key int) (int64, error) {
+	var v C.int64_t
+	err := status(C.osv_get_option(C.int(key), &v))
+	return int64(v), err
+}

@@ -72,3 +72,26 @@ func (t *Timer) Stop() (float64, error) {
 // SetCuDNNBenchmark lets cuDNN pick the fastest convolution algorithm per
 // shape by timing them on first use.
 func SetCuDNNBenchmark(on bool) error { return cb.SetCuDNNBenchmark(on) }
+
+// GroupNormMode selects how GroupNorm computes its statistics.
+type GroupNormMode int64
+
+// GroupNorm modes.
+const (
+	GroupNormNative      GroupNormMode = 0 // libtorch's group_norm everywhere
+	GroupNormSplitCUDA   GroupNormMode = 1 // split reductions on CUDA (default), native on the CPU
+	GroupNormSplitAlways GroupNormMode = 2 // split reductions on every device
+)
+
+// SetGroupNormMode chooses GroupNorm's kernels for the whole process.
+func SetGroupNormMode(m GroupNormMode) error { return cb.SetOption(cb.OptGroupNormSplit, int64(m)) }
+
+// GroupNormModeNow is the current GroupNorm mode.
+func GroupNormModeNow() (GroupNormMode, error) {
+	v, err := cb.GetOption(cb.OptGroupNormSplit)
+	return GroupNormMode(v), err
+}
+
+// SetShortAttention makes attention on CUDA use the math formulation for
+// sequences of at most n tokens (0: fused kernels always).
+func SetShortAttention(n int64) error { return cb.SetOption(cb.OptShortAttention, n) }

@@ -148,3 +148,37 @@ func TestParseDeviceAndDType(t *testing.T) {
 	_, err = ParseDType("fp8")
 	require.ErrorContains(t, err, "fp8")
 }
+
+// The split-reduction GroupNorm must agree with libtorch's on awkward
+// inputs: a permuted 5-d tensor, a large mean offset, no affine.
+func TestGroupNormSplitMatchesNative(t *testing.T) {
+	prev, err := GroupNormModeNow()
+	require.NoError(t, err)
+	defer SetGroupNormMode(prev)
+	s := NewScope()
+	defer s.Close()
+	g, err := NewGenerator(3)
+	require.NoError(t, err)
+	defer g.Close()
+	x, _ := g.Randn(s, []int64{2, 3, 64, 5, 6}, Float32, CPU)
+	x = s.AddScalar(s.Permute(x, 0, 2, 1, 3, 4), 20) // [2, 64, 3, 5, 6], mean 20
+	w, _ := g.Randn(s, []int64{64}, Float32, CPU)
+	b, _ := g.Randn(s, []int64{64}, Float32, CPU)
+	for _, affine := range []bool{true, false} {
+		ww, bb := w, b
+		if !affine {
+			ww, bb = nil, nil
+		}
+		require.NoError(t, SetGroupNormMode(GroupNormNative))
+		ref := vals(t, s.GroupNorm(x, 32, ww, bb, 1e-6))
+		require.NoError(t, SetGroupNormMode(GroupNormSplitAlways))
+		got := vals(t, s.GroupNorm(x, 32, ww, bb, 1e-6))
+		require.InDeltaSlice(t, ref, got, 2e-3)
+		var num, den float64
+		for i := range ref {
+			num += float64(ref[i]-got[i]) * float64(ref[i]-got[i])
+			den += float64(ref[i]) * float64(ref[i])
+		}
+		require.Less(t, num/den, 1e-9, "relative squared error, affine=%v", affine)
+	}
+}
