@@ -35,6 +35,10 @@ func run() error {
 	runs := flag.Int("runs", 5, "timed forward passes")
 	flag.Parse()
 
+	// The comparison with the reference is made in full float32 precision.
+	if err := torch.SetTF32(false); err != nil {
+		return err
+	}
 	t0 := time.Now()
 	m, err := unet.Load(filepath.Join(*root, "pipeline", "unet"), unet.WithDevice(*device), unet.WithDType(*dtype))
 	if err != nil {

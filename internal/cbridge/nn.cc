@@ -7,7 +7,7 @@
 namespace {
 
 std::atomic<int64_t> opt_group_norm_split{1};
-std::atomic<int64_t> opt_short_attention{0};
+std::atomic<int64_t> opt_short_attention{32};
 
 // GroupNorm with its statistics from ATen's reductions, which split very
 // long rows over many thread blocks (a video UNet has few rows of up to a
@@ -112,9 +112,11 @@ char* osv_sdpa(osv_tensor* q, osv_tensor* k, osv_tensor* v, double scale, osv_te
   {
     // The math formulation, softmax(Q Kᵀ · scale) V: for libtorch before
     // 2.1 (no fused attention taking a scale), and for short sequences,
-    // where fused kernels mostly compute padding. Softmax in float32.
-    at::Tensor logits = at::matmul(Q, K.transpose(-2, -1)).mul_(scale);
-    *out = osv::wrap(at::matmul(at::softmax(logits, -1, at::kFloat).to(V.scalar_type()), V));
+    // where fused kernels mostly compute padding. Logits and softmax in
+    // float32; the probabilities meet V in V's dtype, as in fused kernels.
+    auto acc = Q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor logits = at::matmul(Q.to(acc), K.to(acc).transpose(-2, -1)).mul_(scale);
+    *out = osv::wrap(at::matmul(at::softmax(logits, -1).to(V.scalar_type()), V));
   }
   OSV_CATCH
 }

@@ -42,6 +42,12 @@ func (a *Attention) Forward(s *torch.Scope, x, context *torch.Tensor) *torch.Ten
 	defer c.Close()
 	if context == nil {
 		context = x
+	} else if context.Size(1) == 1 {
+		// One key: its softmax weight is exactly 1 for every query, so the
+		// output is to_out(to_v(context)) whatever the queries are.
+		v := a.ToV.Forward(c, context)
+		o := a.ToOut.Forward(c, v)
+		return c.Keep(c.Expand(o, x.Size(0), x.Size(1), o.Size(2)))
 	}
 	heads := func(l *Linear, in *torch.Tensor) *torch.Tensor {
 		t := l.Forward(c, in)
