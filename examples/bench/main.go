@@ -93,9 +93,9 @@ func run() error {
 		gn        torch.GroupNormMode
 		shortAttn int64
 	}
-	vs := []variant{{"", torch.GroupNormSplitCUDA, 32}}
+	vs := []variant{{"", torch.GroupNormSplitCUDA, 0}}
 	if *variants {
-		vs = append(vs, variant{" [native gn]", torch.GroupNormNative, 32}, variant{" [fused attn always]", torch.GroupNormSplitCUDA, 0})
+		vs = append(vs, variant{" [native gn]", torch.GroupNormNative, 0}, variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32})
 	}
 	var results []Result
 	for _, v := range vs {

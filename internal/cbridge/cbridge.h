@@ -89,7 +89,7 @@ char* osv_set_cudnn_benchmark(int enabled);
 // statistics with ATen's split reductions (0 never, 1 on CUDA, 2 on every
 // device); OSV_OPT_SHORT_ATTENTION
 // is the sequence length up to which attention uses the math formulation on
-// CUDA (0: never; default 32).
+// CUDA (0, the default: never).
 #define OSV_OPT_GROUP_NORM_SPLIT 0
 #define OSV_OPT_SHORT_ATTENTION 1
 char* osv_set_option(int key, int64_t value);

@@ -7,7 +7,7 @@
 namespace {
 
 std::atomic<int64_t> opt_group_norm_split{1};
-std::atomic<int64_t> opt_short_attention{32};
+std::atomic<int64_t> opt_short_attention{0};
 
 // GroupNorm with its statistics from ATen's reductions, which split very
 // long rows over many thread blocks (a video UNet has few rows of up to a

@@ -93,5 +93,5 @@ func GroupNormModeNow() (GroupNormMode, error) {
 }
 
 // SetShortAttention makes attention on CUDA use the math formulation for
-// sequences of at most n tokens (0: fused kernels always; default 32).
+// sequences of at most n tokens (0, the default: fused kernels always).
 func SetShortAttention(n int64) error { return cb.SetOption(cb.OptShortAttention, n) }
