@@ -79,6 +79,14 @@ char* osv_layer_norm(osv_tensor* x, const int64_t* shape, int n, osv_tensor* w, 
                      osv_tensor** out);
 char* osv_sdpa(osv_tensor* q, osv_tensor* k, osv_tensor* v, double scale, osv_tensor** out);
 char* osv_upsample_nearest(osv_tensor* x, const int64_t* size, int nspatial, osv_tensor** out);
+// mode 0 bilinear, 1 bicubic (2-d, [N, C, H, W]); antialias as PyTorch's
+// interpolate(antialias=True) when downsampling.
+char* osv_interpolate(osv_tensor* x, int mode, int64_t h, int64_t w, int align_corners, int antialias,
+                      osv_tensor** out);
+// pads [left, right, top, bottom, ...] of the last dimensions; mode 0
+// constant (value), 1 reflect, 2 replicate.
+char* osv_pad(osv_tensor* x, const int64_t* pads, int n, int mode, double value, osv_tensor** out);
+char* osv_pixel_shuffle(osv_tensor* x, int64_t factor, osv_tensor** out);
 
 // Runtime settings and devices.
 char* osv_set_tf32(int enabled);

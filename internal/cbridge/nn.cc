@@ -136,4 +136,58 @@ char* osv_upsample_nearest(osv_tensor* x, const int64_t* size, int nspatial, osv
   OSV_CATCH
 }
 
+char* osv_interpolate(osv_tensor* x, int mode, int64_t h, int64_t w, int align_corners, int antialias,
+                      osv_tensor** out) {
+  OSV_TRY
+  const at::Tensor& X = osv::ref(x);
+  if (X.dim() != 4) throw std::invalid_argument("interpolate takes [N, C, H, W] input");
+  std::vector<int64_t> size{h, w};
+  const bool ac = align_corners != 0;
+  at::Tensor y;
+  switch (mode) {
+    case 0:
+      y = antialias ? at::_upsample_bilinear2d_aa(X, size, ac, c10::nullopt, c10::nullopt)
+                    : at::upsample_bilinear2d(X, size, ac, c10::nullopt, c10::nullopt);
+      break;
+    case 1:
+      y = antialias ? at::_upsample_bicubic2d_aa(X, size, ac, c10::nullopt, c10::nullopt)
+                    : at::upsample_bicubic2d(X, size, ac, c10::nullopt, c10::nullopt);
+      break;
+    default: throw std::invalid_argument("unknown interpolation mode " + std::to_string(mode));
+  }
+  *out = osv::wrap(std::move(y));
+  OSV_CATCH
+}
+
+char* osv_pad(osv_tensor* x, const int64_t* pads, int n, int mode, double value, osv_tensor** out) {
+  OSV_TRY
+  const at::Tensor& X = osv::ref(x);
+  at::IntArrayRef p = osv::dims(pads, n);
+  at::Tensor y;
+  switch (mode) {
+    case 0: y = at::constant_pad_nd(X, p, value); break;
+    case 1:
+      if (n == 2) y = at::reflection_pad1d(X, p);
+      else if (n == 4) y = at::reflection_pad2d(X, p);
+      else if (n == 6) y = at::reflection_pad3d(X, p);
+      else throw std::invalid_argument("reflect padding takes 2, 4 or 6 pad sizes");
+      break;
+    case 2:
+      if (n == 2) y = at::replication_pad1d(X, p);
+      else if (n == 4) y = at::replication_pad2d(X, p);
+      else if (n == 6) y = at::replication_pad3d(X, p);
+      else throw std::invalid_argument("replicate padding takes 2, 4 or 6 pad sizes");
+      break;
+    default: throw std::invalid_argument("unknown padding mode " + std::to_string(mode));
+  }
+  *out = osv::wrap(std::move(y));
+  OSV_CATCH
+}
+
+char* osv_pixel_shuffle(osv_tensor* x, int64_t factor, osv_tensor** out) {
+  OSV_TRY
+  *out = osv::wrap(at::pixel_shuffle(osv::ref(x), factor));
+  OSV_CATCH
+}
+
 }  // extern "C"

@@ -49,3 +49,42 @@ func UpsampleNearest(x Tensor, size []int64) (Tensor, error) {
 	s, n := int64s(size)
 	return result(out, C.osv_upsample_nearest(x.p, s, n, &out))
 }
+
+// Interpolation modes.
+const (
+	Bilinear = 0
+	Bicubic  = 1
+)
+
+// Interpolate resizes [N, C, H, W] to h×w.
+func Interpolate(x Tensor, mode int, h, w int64, alignCorners, antialias bool) (Tensor, error) {
+	var out *C.osv_tensor
+	return result(out, C.osv_interpolate(x.p, C.int(mode), C.int64_t(h), C.int64_t(w), cbool(alignCorners), cbool(antialias), &out))
+}
+
+// Padding modes.
+const (
+	PadConstant  = 0
+	PadReflect   = 1
+	PadReplicate = 2
+)
+
+// Pad pads the last len(pads)/2 dimensions ([left, right, top, bottom, ...]).
+func Pad(x Tensor, pads []int64, mode int, value float64) (Tensor, error) {
+	var out *C.osv_tensor
+	p, n := int64s(pads)
+	return result(out, C.osv_pad(x.p, p, n, C.int(mode), C.double(value), &out))
+}
+
+// PixelShuffle rearranges [N, C·r², H, W] into [N, C, H·r, W·r].
+func PixelShuffle(x Tensor, r int64) (Tensor, error) {
+	var out *C.osv_tensor
+	return result(out, C.osv_pixel_shuffle(x.p, C.int64_t(r), &out))
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -48,3 +48,42 @@ func (s *Scope) UpsampleNearest(x *Tensor, size ...int64) *Tensor {
 	h, err := cb.UpsampleNearest(x.handle(), size)
 	return s.wrap("upsample_nearest", h, err)
 }
+
+// InterpMode selects Interpolate's filter.
+type InterpMode int
+
+// Interpolation filters.
+const (
+	Bilinear InterpMode = cb.Bilinear
+	Bicubic  InterpMode = cb.Bicubic
+)
+
+// Interpolate resizes x [N, C, H, W] to h×w, as PyTorch's interpolate with
+// the given mode, align_corners and antialias.
+func (s *Scope) Interpolate(x *Tensor, mode InterpMode, h, w int64, alignCorners, antialias bool) *Tensor {
+	out, err := cb.Interpolate(x.handle(), int(mode), h, w, alignCorners, antialias)
+	return s.wrap("interpolate", out, err)
+}
+
+// PadMode selects Pad's fill.
+type PadMode int
+
+// Padding fills.
+const (
+	PadConstant  PadMode = cb.PadConstant
+	PadReflect   PadMode = cb.PadReflect
+	PadReplicate PadMode = cb.PadReplicate
+)
+
+// Pad pads the last len(pads)/2 dimensions, pads given as [left, right,
+// top, bottom, ...] like PyTorch's F.pad; value is for PadConstant.
+func (s *Scope) Pad(x *Tensor, mode PadMode, value float64, pads ...int64) *Tensor {
+	out, err := cb.Pad(x.handle(), pads, int(mode), value)
+	return s.wrap("pad", out, err)
+}
+
+// PixelShuffle rearranges [N, C·r², H, W] into [N, C, H·r, W·r].
+func (s *Scope) PixelShuffle(x *Tensor, r int64) *Tensor {
+	out, err := cb.PixelShuffle(x.handle(), r)
+	return s.wrap("pixel_shuffle", out, err)
+}

@@ -182,3 +182,28 @@ func TestGroupNormSplitMatchesNative(t *testing.T) {
 		require.Less(t, num/den, 1e-9, "relative squared error, affine=%v", affine)
 	}
 }
+
+func TestPadInterpolatePixelShuffle(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	x, err := FromFloat32(s, []float32{1, 2, 3, 4}, []int64{1, 1, 2, 2}, Float32, CPU)
+	require.NoError(t, err)
+	// Reflect: [[1 2][3 4]] padded by one column each side → rows 2 1 2 1 / 4 3 4 3.
+	require.Equal(t, []float32{2, 1, 2, 1, 4, 3, 4, 3}, vals(t, s.Pad(x, PadReflect, 0, 1, 1, 0, 0)))
+	require.Equal(t, []float32{0, 1, 2, 0, 0, 3, 4, 0}, vals(t, s.Pad(x, PadConstant, 0, 1, 1, 0, 0)))
+	// Bilinear with aligned corners: the middle of a 3×3 grid is the mean.
+	up := vals(t, s.Interpolate(x, Bilinear, 3, 3, true, false))
+	require.InDelta(t, 2.5, up[4], 1e-6)
+	require.Equal(t, float32(1), up[0])
+	require.Equal(t, float32(4), up[8])
+	// Bicubic through a constant image stays constant.
+	c, _ := Full(s, []int64{1, 2, 7, 9}, 3, Float32, CPU)
+	for _, v := range vals(t, s.Interpolate(c, Bicubic, 4, 5, false, true)) {
+		require.InDelta(t, 3, v, 1e-5)
+	}
+	// Pixel shuffle: four 1×1 channels become one 2×2 channel, row-major.
+	p, _ := FromFloat32(s, []float32{1, 2, 3, 4}, []int64{1, 4, 1, 1}, Float32, CPU)
+	ps := s.PixelShuffle(p, 2)
+	require.Equal(t, []int64{1, 1, 2, 2}, ps.Shape())
+	require.Equal(t, []float32{1, 2, 3, 4}, vals(t, ps))
+}
