@@ -14,7 +14,7 @@ func itoa[T ~int | ~int64](i T) string { return strconv.FormatInt(int64(i), 10) 
 // optional stride-2 convolution.
 type downBlock struct {
 	path        string
-	resnets     []*spatioTemporalResBlock
+	resnets     []*nn.SpatioTemporalResBlock
 	attentions  []*transformerSpatioTemporal
 	downsampler *nn.Conv
 }
@@ -27,7 +27,7 @@ func (b *downBlock) forward(s *torch.Scope, x, temb, context *torch.Tensor, fram
 	defer c.Close()
 	var skips []*torch.Tensor
 	for i, r := range b.resnets {
-		x = r.forward(c, x, temb, frames)
+		x = r.Forward(c, x, temb, frames)
 		if b.attentions != nil {
 			y := b.attentions[i].forward(c, x, context, frames)
 			c.Drop(x)
@@ -47,7 +47,7 @@ func (b *downBlock) forward(s *torch.Scope, x, temb, context *torch.Tensor, fram
 // with a skip tensor; then an optional nearest ×2 upsampling and conv.
 type upBlock struct {
 	path       string
-	resnets    []*spatioTemporalResBlock
+	resnets    []*nn.SpatioTemporalResBlock
 	attentions []*transformerSpatioTemporal
 	upsampler  *nn.Conv
 }
@@ -61,7 +61,7 @@ func (b *upBlock) forward(s *torch.Scope, x *torch.Tensor, skips []*torch.Tensor
 	for i, r := range b.resnets {
 		cat := c.Cat(1, x, skips[len(skips)-1-i])
 		c.Drop(x)
-		x = r.forward(c, cat, temb, frames)
+		x = r.Forward(c, cat, temb, frames)
 		c.Drop(cat)
 		if b.attentions != nil {
 			y := b.attentions[i].forward(c, x, context, frames)
@@ -82,7 +82,7 @@ func (b *upBlock) forward(s *torch.Scope, x *torch.Tensor, skips []*torch.Tensor
 // pairs.
 type midBlock struct {
 	path       string
-	resnets    []*spatioTemporalResBlock
+	resnets    []*nn.SpatioTemporalResBlock
 	attentions []*transformerSpatioTemporal
 }
 
@@ -90,11 +90,11 @@ func (b *midBlock) forward(s *torch.Scope, x, temb, context *torch.Tensor, frame
 	defer torch.Annotate(b.path)
 	c := s.Child()
 	defer c.Close()
-	x = b.resnets[0].forward(c, x, temb, frames)
+	x = b.resnets[0].Forward(c, x, temb, frames)
 	for i, a := range b.attentions {
 		y := a.forward(c, x, context, frames)
 		c.Drop(x)
-		x = b.resnets[i+1].forward(c, y, temb, frames)
+		x = b.resnets[i+1].Forward(c, y, temb, frames)
 		c.Drop(y)
 	}
 	return c.Keep(x)

@@ -37,8 +37,9 @@ func build(cfg Config) *Model {
 	m.addEmbedding = nn.NewTimestepEmbedding(ps, "add_embedding", cfg.ProjectionClassEmbeddingsInputDim, temb, temb)
 	m.convIn = nn.NewConv2d(ps, "conv_in", cfg.InChannels, ch[0], 3, 1, 1)
 
-	stRes := func(path string, in, out int64, eps float64) *spatioTemporalResBlock {
-		return newSpatioTemporalResBlock(ps, path, in, out, temb, eps)
+	// SVD's residual blocks: learned α starting at 0.5, not switched.
+	stRes := func(path string, in, out int64, eps float64) *nn.SpatioTemporalResBlock {
+		return nn.NewSpatioTemporalResBlock(ps, path, in, out, temb, nn.SpatioTemporalOptions{Groups: groups, Eps: eps, MergeFactor: 0.5})
 	}
 	attn := func(path string, i int, channels, layers int64) *transformerSpatioTemporal {
 		heads := cfg.NumAttentionHeads.At(i)

@@ -104,7 +104,7 @@ type transformerSpatioTemporal struct {
 	blocks       []*basicTransformerBlock
 	temporal     []*temporalBasicTransformerBlock
 	timePosEmbed *nn.TimestepEmbedding
-	mixer        *alphaBlender
+	mixer        *nn.AlphaBlender
 	projOut      *nn.Linear
 }
 
@@ -123,7 +123,7 @@ func newTransformerSpatioTemporal(ps *nn.Params, path string, heads, headDim, in
 		t.temporal = append(t.temporal, newTemporalBasicTransformerBlock(ps, path+".temporal_transformer_blocks."+itoa(i), inner, heads, headDim, contextDim))
 	}
 	t.timePosEmbed = nn.NewTimestepEmbedding(ps, path+".time_pos_embed", in, 4*in, in)
-	t.mixer = newAlphaBlender(ps, path+".time_mixer", 0.5)
+	t.mixer = nn.NewAlphaBlender(ps, path+".time_mixer", 0.5, false)
 	t.projOut = nn.NewLinear(ps, path+".proj_out", inner, in, true)
 	return t
 }
@@ -164,7 +164,7 @@ func (t *transformerSpatioTemporal) forward(s *torch.Scope, x, context *torch.Te
 		withPos := c.Add(spatial, emb)
 		mix := t.temporal[i].forward(c, withPos, timeContext, frames)
 		c.Drop(withPos)
-		h = t.mixer.forward(c, spatial, mix)
+		h = t.mixer.Forward(c, spatial, mix)
 		c.Drop(spatial, mix)
 	}
 	out := t.projOut.Forward(c, h)

@@ -1,0 +1,199 @@
+package nn
+
+import "github.com/onestepvideo/osv-go/internal/torch"
+
+// ResnetBlock2D is diffusers' ResnetBlock2D (pre-norm, SiLU, additive time
+// embedding when it has one, 1×1 conv_shortcut when the channel count
+// changes): x + conv2(silu(norm2(conv1(silu(norm1(x))) + proj(silu(temb))))).
+type ResnetBlock2D struct {
+	Path         string
+	Norm1, Norm2 *GroupNorm
+	Conv1, Conv2 *Conv
+	TimeEmbProj  *Linear // nil without a time embedding
+	Shortcut     *Conv   // nil when in == out
+}
+
+// NewResnetBlock2D registers a block; temb 0 means no time embedding.
+func NewResnetBlock2D(ps *Params, path string, in, out, temb, groups int64, eps float64) *ResnetBlock2D {
+	r := &ResnetBlock2D{
+		Path:  path,
+		Norm1: NewGroupNorm(ps, path+".norm1", groups, in, eps),
+		Conv1: NewConv2d(ps, path+".conv1", in, out, 3, 1, 1),
+		Norm2: NewGroupNorm(ps, path+".norm2", groups, out, eps),
+		Conv2: NewConv2d(ps, path+".conv2", out, out, 3, 1, 1),
+	}
+	if temb > 0 {
+		r.TimeEmbProj = NewLinear(ps, path+".time_emb_proj", temb, out, true)
+	}
+	if in != out {
+		r.Shortcut = NewConv2d(ps, path+".conv_shortcut", in, out, 1, 1, 0)
+	}
+	return r
+}
+
+// Forward maps x [N, C, H, W] with temb [N, T] (nil without one).
+func (r *ResnetBlock2D) Forward(s *torch.Scope, x, temb *torch.Tensor) *torch.Tensor {
+	defer torch.Annotate(r.Path)
+	c := s.Child()
+	defer c.Close()
+	var e *torch.Tensor
+	if r.TimeEmbProj != nil && temb != nil {
+		e = r.TimeEmbProj.Forward(c, c.SiLU(temb))
+		e = c.Reshape(e, e.Size(0), e.Size(1), 1, 1)
+	}
+	return c.Keep(residualBody(c, x, e, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
+}
+
+// residualBody is the computation shared by the spatial and temporal
+// residual blocks; it drops each intermediate as soon as it is dead (at
+// full size each is tens of megabytes). e may be nil.
+func residualBody(c *torch.Scope, x, e *torch.Tensor, norm1 *GroupNorm, conv1 *Conv, norm2 *GroupNorm, conv2, shortcut *Conv) *torch.Tensor {
+	n := norm1.Forward(c, x)
+	a := c.SiLU(n)
+	c.Drop(n)
+	h := conv1.Forward(c, a)
+	c.Drop(a)
+	if e != nil {
+		h2 := c.Add(h, e)
+		c.Drop(h)
+		h = h2
+	}
+	n = norm2.Forward(c, h)
+	c.Drop(h)
+	a = c.SiLU(n)
+	c.Drop(n)
+	h = conv2.Forward(c, a)
+	c.Drop(a)
+	if shortcut != nil {
+		x = shortcut.Forward(c, x)
+	}
+	out := c.Add(x, h)
+	c.Drop(h, x)
+	return out
+}
+
+// TemporalResnetBlock is diffusers' TemporalResnetBlock: ResnetBlock2D's
+// shape with (3, 1, 1) Conv3d kernels mixing neighbouring frames of
+// x [B, C, F, H, W]; the time embedding is per frame, temb [B, F, T].
+type TemporalResnetBlock struct {
+	Path         string
+	Norm1, Norm2 *GroupNorm
+	Conv1, Conv2 *Conv
+	TimeEmbProj  *Linear // nil without a time embedding
+	Shortcut     *Conv   // 1×1×1, nil when in == out
+}
+
+// NewTemporalResnetBlock registers a block; temb 0 means no time embedding.
+func NewTemporalResnetBlock(ps *Params, path string, in, out, temb, groups int64, eps float64) *TemporalResnetBlock {
+	conv := func(name string, cin int64) *Conv {
+		return NewConv(ps, path+"."+name, cin, out, []int64{3, 1, 1}, ConvOptions{Padding: []int64{1, 0, 0}})
+	}
+	r := &TemporalResnetBlock{
+		Path:  path,
+		Norm1: NewGroupNorm(ps, path+".norm1", groups, in, eps),
+		Conv1: conv("conv1", in),
+		Norm2: NewGroupNorm(ps, path+".norm2", groups, out, eps),
+		Conv2: conv("conv2", out),
+	}
+	if temb > 0 {
+		r.TimeEmbProj = NewLinear(ps, path+".time_emb_proj", temb, out, true)
+	}
+	if in != out {
+		r.Shortcut = NewConv(ps, path+".conv_shortcut", in, out, []int64{1, 1, 1}, ConvOptions{})
+	}
+	return r
+}
+
+// Forward maps x [B, C, F, H, W] with temb [B, F, T] (nil without one).
+func (r *TemporalResnetBlock) Forward(s *torch.Scope, x, temb *torch.Tensor) *torch.Tensor {
+	defer torch.Annotate(r.Path)
+	c := s.Child()
+	defer c.Close()
+	var e *torch.Tensor
+	if r.TimeEmbProj != nil && temb != nil {
+		e = r.TimeEmbProj.Forward(c, c.SiLU(temb)) // [B, F, C]
+		e = c.Reshape(c.Permute(e, 0, 2, 1), e.Size(0), e.Size(2), e.Size(1), 1, 1)
+	}
+	return c.Keep(residualBody(c, x, e, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
+}
+
+// AlphaBlender is diffusers' AlphaBlender with the "learned" or
+// "learned_with_images" strategy and no image-only frames: with
+// α = sigmoid(mix_factor) the output is α·spatial + (1−α)·temporal, or
+// (1−α)·spatial + α·temporal when Switch (switch_spatial_to_temporal_mix).
+type AlphaBlender struct {
+	MixFactor *Param
+	Switch    bool
+}
+
+// NewAlphaBlender registers mix_factor, initialised to alpha.
+func NewAlphaBlender(ps *Params, path string, alpha float64, switched bool) *AlphaBlender {
+	return &AlphaBlender{
+		MixFactor: ps.Add(path+".mix_factor", []int64{1}, Init{Kind: InitConst, Value: alpha}),
+		Switch:    switched,
+	}
+}
+
+// Forward blends two tensors of the same shape in one kernel.
+func (a *AlphaBlender) Forward(s *torch.Scope, spatial, temporal *torch.Tensor) *torch.Tensor {
+	c := s.Child()
+	defer c.Close()
+	w := c.Cast(c.Sigmoid(a.MixFactor.T), spatial.DType())
+	if a.Switch {
+		return c.Keep(c.Lerp(spatial, temporal, w))
+	}
+	return c.Keep(c.Lerp(temporal, spatial, w))
+}
+
+// SpatioTemporalResBlock is diffusers' SpatioTemporalResBlock: a spatial
+// ResnetBlock2D per frame, a TemporalResnetBlock across frames, blended by
+// an AlphaBlender. Frames travel in the batch dimension: x [B·F, C, H, W].
+type SpatioTemporalResBlock struct {
+	Path     string
+	Spatial  *ResnetBlock2D
+	Temporal *TemporalResnetBlock
+	Mixer    *AlphaBlender
+}
+
+// SpatioTemporalOptions are the block's settings beyond its sizes.
+type SpatioTemporalOptions struct {
+	Groups      int64   // GroupNorm groups (32)
+	Eps         float64 // spatial GroupNorm eps
+	TemporalEps float64 // temporal GroupNorm eps (0: Eps)
+	MergeFactor float64 // initial mix_factor
+	Switch      bool    // switch_spatial_to_temporal_mix
+}
+
+// NewSpatioTemporalResBlock registers a block; temb 0 means no time embedding.
+func NewSpatioTemporalResBlock(ps *Params, path string, in, out, temb int64, o SpatioTemporalOptions) *SpatioTemporalResBlock {
+	teps := o.TemporalEps
+	if teps == 0 {
+		teps = o.Eps
+	}
+	return &SpatioTemporalResBlock{
+		Path:     path,
+		Spatial:  NewResnetBlock2D(ps, path+".spatial_res_block", in, out, temb, o.Groups, o.Eps),
+		Temporal: NewTemporalResnetBlock(ps, path+".temporal_res_block", out, out, temb, o.Groups, teps),
+		Mixer:    NewAlphaBlender(ps, path+".time_mixer", o.MergeFactor, o.Switch),
+	}
+}
+
+// Forward maps x [B·F, C, H, W] with temb [B·F, T] (or nil) for clips of
+// frames frames.
+func (r *SpatioTemporalResBlock) Forward(s *torch.Scope, x, temb *torch.Tensor, frames int64) *torch.Tensor {
+	defer torch.Annotate(r.Path)
+	c := s.Child()
+	defer c.Close()
+	h := r.Spatial.Forward(c, x, temb)
+	bf, ch, ht, wd := h.Size(0), h.Size(1), h.Size(2), h.Size(3)
+	b := bf / frames
+	spatial := c.Permute(c.Reshape(h, b, frames, ch, ht, wd), 0, 2, 1, 3, 4) // [B, C, F, H, W]
+	var tt *torch.Tensor
+	if temb != nil {
+		tt = c.Reshape(temb, b, frames, -1)
+	}
+	temporal := r.Temporal.Forward(c, spatial, tt)
+	mixed := r.Mixer.Forward(c, spatial, temporal)
+	c.Drop(temporal)
+	return c.Keep(c.Reshape(c.Permute(mixed, 0, 2, 1, 3, 4), bf, ch, ht, wd))
+}
