@@ -9,6 +9,7 @@ type Conv struct {
 	Weight, Bias              *Param
 	Stride, Padding, Dilation []int64
 	Groups                    int64
+	Adapter                   *Adapter
 }
 
 // ConvOptions are a convolution's stride, padding, dilation and groups
@@ -52,6 +53,9 @@ func NewConv(ps *Params, path string, in, out int64, kernel []int64, o ConvOptio
 	if !o.NoBias {
 		c.Bias = ps.Add(path+".bias", []int64{out}, Init{Kind: InitUniform, FanIn: fanIn})
 	}
+	if groups == 1 {
+		ps.register(path, c)
+	}
 	return c
 }
 
@@ -64,5 +68,40 @@ func NewConv2d(ps *Params, path string, in, out, kernel, stride, padding int64) 
 // Forward convolves x [N, C, spatial...].
 func (c *Conv) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
 	defer torch.Annotate(c.Path)
-	return s.Conv(x, c.Weight.T, tensorOf(c.Bias), c.Stride, c.Padding, c.Dilation, c.Groups)
+	y := s.Conv(x, c.Weight.T, tensorOf(c.Bias), c.Stride, c.Padding, c.Dilation, c.Groups)
+	if a := c.Adapter; a.active() {
+		k := s.Child()
+		defer k.Close()
+		ones := make([]int64, len(c.Stride))
+		zeros := make([]int64, len(c.Stride))
+		for i := range ones {
+			ones[i] = 1
+		}
+		// A: the layer's own kernel, stride, padding and dilation to r
+		// channels; B: a 1×1 convolution back.
+		h := k.Conv(x, k.Cast(a.A.T, x.DType()), nil, c.Stride, c.Padding, c.Dilation, 1)
+		d := k.Conv(h, k.Cast(a.B.T, x.DType()), nil, ones, zeros, ones, 1)
+		return k.Keep(addScaled(k, s, y, d, a.Scale))
+	}
+	return y
+}
+
+// ModulePath is the layer's checkpoint path.
+func (c *Conv) ModulePath() string { return c.Path }
+
+// Base is the base weight.
+func (c *Conv) Base() *Param { return c.Weight }
+
+// Attach sets (or, with nil, removes) the layer's adapter.
+func (c *Conv) Attach(a *Adapter) { c.Adapter = a }
+
+// AdapterShapes are LoRA's A [r, in, kernel...] and B [out, r, 1...].
+func (c *Conv) AdapterShapes(r int64) (a, b []int64) {
+	w := c.Weight.Shape
+	a = append([]int64{r, w[1]}, w[2:]...)
+	b = []int64{w[0], r}
+	for range w[2:] {
+		b = append(b, 1)
+	}
+	return a, b
 }

@@ -6,6 +6,7 @@ import "github.com/onestepvideo/osv-go/internal/torch"
 type Linear struct {
 	Path         string
 	Weight, Bias *Param // Bias is nil without bias
+	Adapter      *Adapter
 }
 
 // NewLinear registers a Linear layer.
@@ -14,13 +15,35 @@ func NewLinear(ps *Params, path string, in, out int64, bias bool) *Linear {
 	if bias {
 		l.Bias = ps.Add(path+".bias", []int64{out}, Init{Kind: InitUniform, FanIn: in})
 	}
+	ps.register(path, l)
 	return l
 }
 
 // Forward applies the layer to the last dimension of x.
 func (l *Linear) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
 	defer torch.Annotate(l.Path)
-	return s.Linear(x, l.Weight.T, tensorOf(l.Bias))
+	y := s.Linear(x, l.Weight.T, tensorOf(l.Bias))
+	if a := l.Adapter; a.active() {
+		c := s.Child()
+		defer c.Close()
+		d := c.Linear(c.Linear(x, c.Cast(a.A.T, x.DType()), nil), c.Cast(a.B.T, x.DType()), nil)
+		return c.Keep(addScaled(c, s, y, d, a.Scale))
+	}
+	return y
+}
+
+// ModulePath is the layer's checkpoint path.
+func (l *Linear) ModulePath() string { return l.Path }
+
+// Base is the base weight.
+func (l *Linear) Base() *Param { return l.Weight }
+
+// Attach sets (or, with nil, removes) the layer's adapter.
+func (l *Linear) Attach(a *Adapter) { l.Adapter = a }
+
+// AdapterShapes are LoRA's A [r, in] and B [out, r] for rank r.
+func (l *Linear) AdapterShapes(r int64) (a, b []int64) {
+	return []int64{r, l.Weight.Shape[1]}, []int64{l.Weight.Shape[0], r}
 }
 
 func tensorOf(p *Param) *torch.Tensor {

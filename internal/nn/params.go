@@ -38,14 +38,36 @@ type Param struct {
 	T     *torch.Tensor
 }
 
-// Params is the ordered set of a model's parameters.
+// Params is the ordered set of a model's parameters, and the registry of
+// the layers that may carry a low-rank adapter (by their checkpoint path).
 type Params struct {
-	list   []*Param
-	byName map[string]*Param
+	list    []*Param
+	byName  map[string]*Param
+	modules map[string]Adaptable
 }
 
 // NewParams makes an empty set.
-func NewParams() *Params { return &Params{byName: map[string]*Param{}} }
+func NewParams() *Params {
+	return &Params{byName: map[string]*Param{}, modules: map[string]Adaptable{}}
+}
+
+// Module returns the adaptable layer at a path.
+func (ps *Params) Module(path string) (Adaptable, bool) {
+	m, ok := ps.modules[path]
+	return m, ok
+}
+
+// Modules lists the paths of the adaptable layers, sorted.
+func (ps *Params) Modules() []string {
+	out := make([]string, 0, len(ps.modules))
+	for p := range ps.modules {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (ps *Params) register(path string, m Adaptable) { ps.modules[path] = m }
 
 // Add registers a parameter. A duplicate name is a bug in the model's
 // construction and panics.
