@@ -44,6 +44,15 @@ char* osv_export(osv_tensor* t, void** out);
 char* osv_import(void* at_tensor, osv_tensor** out);
 void osv_delete_exported(void* at_tensor);
 
+// Autograd. Graphs are recorded for operations on tensors that require
+// gradients; there is no global grad mode (it is thread-local in libtorch,
+// and Go moves goroutines between threads): stop gradients with detach.
+char* osv_set_requires_grad(osv_tensor* t, int on);
+char* osv_backward(osv_tensor* loss, osv_tensor* grad);
+// grad returns a null handle when the tensor has no gradient yet.
+char* osv_grad(osv_tensor* t, osv_tensor** out);
+char* osv_zero_grad(osv_tensor* t);
+
 // Random numbers: a CPU generator (Philox-free mt19937 of ATen), so that a
 // seed gives the same numbers on every device.
 char* osv_generator_new(uint64_t seed, osv_generator** out);

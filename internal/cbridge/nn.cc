@@ -21,16 +21,17 @@ at::Tensor group_norm_split(const at::Tensor& x, int64_t groups, const c10::opti
   at::Tensor xg = x.reshape({n, groups, -1});
   const double m = static_cast<double>(xg.size(2));
   auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor mean = at::sum(xg, {2}, false, acc).div_(m);
+  // Out of place throughout: autograd may have saved any of these.
+  at::Tensor mean = at::sum(xg, {2}, false, acc) / m;
   at::Tensor sq = at::linalg_vector_norm(xg, 2, at::IntArrayRef{2}, false, acc);
-  at::Tensor var = sq.square_().div_(m).sub_(mean.square()).clamp_min_(0);
-  at::Tensor scale = var.add_(eps).rsqrt_().repeat_interleave(c / groups, 1);  // [n, c]
-  at::Tensor shift = mean.repeat_interleave(c / groups, 1).mul_(scale).neg_();
+  at::Tensor var = at::clamp_min(sq * sq / m - mean * mean, 0);
+  at::Tensor scale = at::rsqrt(var + eps).repeat_interleave(c / groups, 1);  // [n, c]
+  at::Tensor shift = -(mean.repeat_interleave(c / groups, 1) * scale);
   if (w.has_value() && w->defined()) {
-    scale.mul_(*w);
-    shift.mul_(*w);
+    scale = scale * *w;
+    shift = shift * *w;
   }
-  if (b.has_value() && b->defined()) shift.add_(*b);
+  if (b.has_value() && b->defined()) shift = shift + *b;
   std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
   shape[0] = n;
   shape[1] = c;
@@ -115,7 +116,7 @@ char* osv_sdpa(osv_tensor* q, osv_tensor* k, osv_tensor* v, double scale, osv_te
     // where fused kernels mostly compute padding. Logits and softmax in
     // float32; the probabilities meet V in V's dtype, as in fused kernels.
     auto acc = Q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-    at::Tensor logits = at::matmul(Q.to(acc), K.to(acc).transpose(-2, -1)).mul_(scale);
+    at::Tensor logits = at::matmul(Q.to(acc), K.to(acc).transpose(-2, -1)) * scale;
     *out = osv::wrap(at::matmul(at::softmax(logits, -1).to(V.scalar_type()), V));
   }
   OSV_CATCH

@@ -106,6 +106,38 @@ char* osv_import(void* p, osv_tensor** out) {
 
 void osv_delete_exported(void* p) { delete static_cast<at::Tensor*>(p); }
 
+char* osv_set_requires_grad(osv_tensor* t, int on) {
+  OSV_TRY
+  osv::ref(t).set_requires_grad(on != 0);
+  OSV_CATCH
+}
+
+char* osv_backward(osv_tensor* loss, osv_tensor* grad) {
+  OSV_TRY
+  const at::Tensor& L = osv::ref(loss);
+  if (grad != nullptr) {
+    L.backward(osv::ref(grad));
+  } else {
+    if (L.numel() != 1) throw std::invalid_argument("backward of a tensor with " + std::to_string(L.numel()) +
+                                                    " elements needs a gradient");
+    L.backward();
+  }
+  OSV_CATCH
+}
+
+char* osv_grad(osv_tensor* t, osv_tensor** out) {
+  OSV_TRY
+  const at::Tensor& g = osv::ref(t).grad();
+  *out = g.defined() ? osv::wrap(g) : nullptr;
+  OSV_CATCH
+}
+
+char* osv_zero_grad(osv_tensor* t) {
+  OSV_TRY
+  osv::ref(t).mutable_grad().reset();
+  OSV_CATCH
+}
+
 char* osv_generator_new(uint64_t seed, osv_generator** out) {
   OSV_TRY
   *out = new osv_generator{at::make_generator<at::CPUGeneratorImpl>(seed)};

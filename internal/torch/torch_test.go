@@ -207,3 +207,41 @@ func TestPadInterpolatePixelShuffle(t *testing.T) {
 	require.Equal(t, []int64{1, 1, 2, 2}, ps.Shape())
 	require.Equal(t, []float32{1, 2, 3, 4}, vals(t, ps))
 }
+
+// d/dx Σ (w·x)² = 2w²x; gradients flow through the split GroupNorm too.
+func TestBackward(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	x, _ := FromFloat32(s, []float32{1, 2, 3}, []int64{3}, Float32, CPU)
+	w, _ := FromFloat32(s, []float32{2, 0.5, -1}, []int64{3}, Float32, CPU)
+	require.NoError(t, x.SetRequiresGrad(true))
+	require.True(t, x.RequiresGrad())
+	g, err := x.Grad(s)
+	require.NoError(t, err)
+	require.Nil(t, g)
+	require.NoError(t, Backward(s.Sum(s.Square(s.Mul(w, x)), false)))
+	g, err = x.Grad(s)
+	require.NoError(t, err)
+	require.Equal(t, []float32{8, 1, 6}, vals(t, g))
+	require.NoError(t, x.ZeroGrad())
+	g, _ = x.Grad(s)
+	require.Nil(t, g)
+	require.Error(t, Backward(s.Mul(w, x)), "non-scalar loss")
+
+	prev, _ := GroupNormModeNow()
+	defer SetGroupNormMode(prev)
+	require.NoError(t, SetGroupNormMode(GroupNormSplitAlways))
+	gen, _ := NewGenerator(9)
+	defer gen.Close()
+	y, _ := gen.Randn(s, []int64{2, 4, 3, 3}, Float32, CPU)
+	require.NoError(t, y.SetRequiresGrad(true))
+	require.NoError(t, Backward(s.Sum(s.Square(s.GroupNorm(y, 2, nil, nil, 1e-5)), false)))
+	gy, err := y.Grad(s)
+	require.NoError(t, err)
+	require.NotNil(t, gy)
+	// Σ of squares of a normalised group is constant (its count): the
+	// gradient vanishes up to eps.
+	for _, v := range vals(t, gy) {
+		require.InDelta(t, 0, v, 1e-3)
+	}
+}
