@@ -12,7 +12,6 @@ import (
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
 	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/osv"
 )
 
 // unetDir copies the fixture's config.json into a new folder and writes
@@ -113,7 +112,7 @@ func inputs(t *testing.T) map[string]gotorch.Tensor {
 		g, err := torch.ToGotorch(v)
 		require.NoError(t, err)
 		out[k] = g
-		t.Cleanup(func() { osv.Release(g) })
+		t.Cleanup(func() { torch.Release(g) })
 	}
 	return out
 }
@@ -126,7 +125,7 @@ func TestForwardLeaksNothing(t *testing.T) {
 	out, err := m.Forward(in["sample"], in["timestep"], in["encoder_hidden_states"], in["added_time_ids"])
 	require.NoError(t, err)
 	require.Equal(t, in["out"].Shape(), out.Shape())
-	osv.Release(out)
+	torch.Release(out)
 
 	// A failed forward (wrong channels) releases everything it made.
 	s := torch.NewScope()
@@ -137,7 +136,7 @@ func TestForwardLeaksNothing(t *testing.T) {
 	s.Close()
 	_, err = m.Forward(bad, in["timestep"], in["encoder_hidden_states"], in["added_time_ids"])
 	require.ErrorContains(t, err, "sample: shape")
-	osv.Release(bad)
+	torch.Release(bad)
 
 	require.NoError(t, m.Close())
 	require.NoError(t, m.Close())
@@ -159,7 +158,7 @@ func TestForwardRejectsBadInputs(t *testing.T) {
 		require.NoError(t, err)
 		g, err := torch.ToGotorch(f(x))
 		require.NoError(t, err)
-		t.Cleanup(func() { osv.Release(g) })
+		t.Cleanup(func() { torch.Release(g) })
 		return g
 	}
 	intSample := conv(func(x *torch.Tensor) *torch.Tensor { return s.Cast(x, torch.Int64) }, "sample")

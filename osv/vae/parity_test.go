@@ -1,0 +1,87 @@
+package vae
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/onestepvideo/osv-go/internal/fixture"
+	"github.com/onestepvideo/osv-go/internal/torch"
+)
+
+// vaeCase is io/vae: its tensors on the test device and its scalar args.
+type vaeCase struct {
+	in        map[string]*torch.Tensor
+	numFrames int
+}
+
+func loadCase(t *testing.T, s *torch.Scope) vaeCase {
+	t.Helper()
+	ts, err := torch.LoadFile(s, fixture.Path("io", "vae.safetensors"), testDevice)
+	require.NoError(t, err)
+	var args struct {
+		DecodeNumFrames int `json:"decode_num_frames"`
+	}
+	require.NoError(t, fixture.JSON("vae", &args))
+	require.Positive(t, args.DecodeNumFrames, "io/vae.json: decode_num_frames")
+	return vaeCase{in: ts, numFrames: args.DecodeNumFrames}
+}
+
+func loadModel(t *testing.T) *Model {
+	t.Helper()
+	m, err := Load(fixture.Path("pipeline", "vae"), WithDevice(testDevice.String()))
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// run calls f, turning an engine panic into a test failure.
+func run(t *testing.T, f func()) {
+	t.Helper()
+	var err error
+	func() {
+		defer torch.Recover(&err)
+		f()
+	}()
+	require.NoError(t, err)
+}
+
+// relErr is the relative L2 error of got against want, shapes equal.
+func relErr(t *testing.T, got, want *torch.Tensor) float64 {
+	t.Helper()
+	require.Equal(t, want.Shape(), got.Shape())
+	g, err := got.Float32s()
+	require.NoError(t, err)
+	w, err := want.Float32s()
+	require.NoError(t, err)
+	rel, err := fixture.RelL2(g, w)
+	require.NoError(t, err)
+	return rel
+}
+
+func TestParityVAE(t *testing.T) {
+	require.NoError(t, torch.SetTF32(false))
+	m := loadModel(t)
+	s := torch.NewScope()
+	defer s.Close()
+	tc := loadCase(t, s)
+	in := tc.in
+
+	var mean, logvar, dec *torch.Tensor
+	run(t, func() {
+		mean, logvar = m.EncodeApply(s, in["encode_in"])
+		dec = m.DecodeApply(s, in["decode_in"], tc.numFrames, int(in["decode_in"].Size(0)))
+	})
+	for _, c := range []struct {
+		name      string
+		got, want *torch.Tensor
+	}{
+		{"encode_mean", mean, in["encode_mean"]},
+		{"encode_logvar", logvar, in["encode_logvar"]},
+		{"decode_out", dec, in["decode_out"]},
+	} {
+		rel := relErr(t, c.got, c.want)
+		t.Logf("vae %s %v on %s: relative L2 error %.3g", c.name, c.got.Shape(), testDevice, rel)
+		require.LessOrEqual(t, rel, 1e-4, c.name)
+	}
+}
