@@ -10,8 +10,4 @@ import (
 // module's packages now, instead of when the Go garbage collector finds them
 // unreachable. Each tensor must not be used afterwards. Releasing a tensor
 // twice, or a zero Tensor, does nothing.
-func Release(ts ...gotorch.Tensor) {
-	for _, t := range ts {
-		torch.Release(t)
-	}
-}
+func Release(ts ...gotorch.Tensor) { torch.Release(ts...) }

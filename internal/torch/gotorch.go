@@ -38,13 +38,15 @@ func FromGotorch(s *Scope, g gotorch.Tensor) (*Tensor, error) {
 	return newTensor(s, h), nil
 }
 
-// Release frees a gotorch tensor's native storage now (idempotent). The
-// tensor must not be used afterwards.
-func Release(g gotorch.Tensor) {
-	if g.T == nil || *g.T == nil {
-		return
+// Release frees gotorch tensors' native storage now (idempotent). The
+// tensors must not be used afterwards.
+func Release(gs ...gotorch.Tensor) {
+	for _, g := range gs {
+		if g.T == nil || *g.T == nil {
+			continue
+		}
+		p := *g.T
+		*g.T = nil // gotorch's finalizer then frees nothing
+		cb.DeleteExported(p)
 	}
-	p := *g.T
-	*g.T = nil // gotorch's finalizer then frees nothing
-	cb.DeleteExported(p)
 }

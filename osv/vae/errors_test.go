@@ -10,7 +10,6 @@ import (
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
 	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/osv"
 )
 
 // vaeDir copies the fixture's VAE folder, config.json replaced by config
@@ -106,7 +105,7 @@ func inputs(t *testing.T) (map[string]gotorch.Tensor, int) {
 		g, err := torch.ToGotorch(v)
 		require.NoError(t, err)
 		out[k] = g
-		t.Cleanup(func() { osv.Release(g) })
+		t.Cleanup(func() { torch.Release(g) })
 	}
 	return out, tc.numFrames
 }
@@ -124,7 +123,7 @@ func derive(t *testing.T, g gotorch.Tensor, f func(s *torch.Scope, x *torch.Tens
 		out, err = torch.ToGotorch(s.Contiguous(f(s, x)))
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() { osv.Release(out) })
+	t.Cleanup(func() { torch.Release(out) })
 	return out
 }
 
@@ -142,9 +141,9 @@ func TestEncodeDecodeLeakNothing(t *testing.T) {
 		out, err := m.Decode(in["decode_in"], frames, chunk)
 		require.NoError(t, err)
 		require.Equal(t, in["decode_out"].Shape(), out.Shape())
-		osv.Release(out)
+		torch.Release(out)
 	}
-	osv.Release(mean, logvar)
+	torch.Release(mean, logvar)
 
 	// Failed calls release everything they made.
 	_, _, err = m.Encode(in["decode_in"])

@@ -7,7 +7,6 @@ import (
 	"github.com/wangkuiyi/gotorch"
 
 	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/osv"
 )
 
 func logits(t *testing.T, v ...float32) gotorch.Tensor {
@@ -18,7 +17,7 @@ func logits(t *testing.T, v ...float32) gotorch.Tensor {
 	require.NoError(t, err)
 	g, err := torch.ToGotorch(x)
 	require.NoError(t, err)
-	t.Cleanup(func() { osv.Release(g) })
+	t.Cleanup(func() { torch.Release(g) })
 	return g
 }
 
@@ -30,7 +29,7 @@ func item(t *testing.T, g gotorch.Tensor) float64 {
 	require.NoError(t, err)
 	v, err := x.Item()
 	require.NoError(t, err)
-	osv.Release(g)
+	torch.Release(g)
 	return v
 }
 

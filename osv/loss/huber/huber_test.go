@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/osv"
 	"github.com/onestepvideo/osv-go/osv/loss"
 )
 
@@ -60,16 +59,16 @@ func TestPseudoHuberReductionsAndErrors(t *testing.T) {
 
 	ga, err := torch.ToGotorch(a)
 	require.NoError(t, err)
-	defer osv.Release(ga)
+	defer torch.Release(ga)
 	gb, err := torch.ToGotorch(tensor(t, s, 1, 2))
 	require.NoError(t, err)
-	defer osv.Release(gb)
+	defer torch.Release(gb)
 	_, err = Loss(ga, gb, 1, loss.Mean)
 	require.ErrorContains(t, err, "shapes differ")
 	_, err = Loss(ga, ga, 0, loss.Mean)
 	require.ErrorContains(t, err, "c must be positive")
 	out, err := Loss(ga, ga, DefaultC, loss.Sum)
 	require.NoError(t, err)
-	defer osv.Release(out)
+	defer torch.Release(out)
 	require.Equal(t, []int64{}, out.Shape())
 }
