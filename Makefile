@@ -101,8 +101,13 @@ unit: deps
 fuzz: deps
 	$(GO) test -run=NONE -fuzz=FuzzParseHeader -fuzztime=$(FUZZTIME) ./internal/torch/safetensors/
 
+# The demonstration: the fixture UNet checked against diffusers with its
+# timing, then an image turned into a GIF by the fixture pipeline (a tiny
+# random model: the frames are noise).
 demo: deps
 	$(GO) run $(GOTAGS) ./examples/demo -fixtures testdata/svd-tiny
+	$(GO) run $(GOTAGS) ./examples/img2vid -model testdata/svd-tiny/pipeline -image testdata/svd-tiny/io/pipeline_input.png \
+		-width 128 -height 64 -frames 8 -steps 10 -fps 4 -out $(BUILD)/demo.gif
 
 bench: deps
 	$(GO) run $(GOTAGS) ./examples/bench

@@ -1,10 +1,12 @@
-// Command bench measures the library on a GPU: SVD's full-size UNet
-// (random weights) forward at batch 1 and 2, with the median of several
-// runs timed by CUDA events and the peak memory of the caching allocator.
-// The peer numbers printed beside ours are those recorded in
+// Command bench measures the library on a GPU with full-size SVD models
+// (random weights): the UNet forward at batch 1 and 2, the VAE decode of
+// 14 frames and encode of one image, the CLIP image encoder, the 25-step
+// guided pipeline and the 1-step pipeline end to end. Each case is the
+// median of several runs timed by CUDA events, with the caching allocator's
+// peak memory; the peer numbers printed beside ours are those recorded in
 // docs/BENCHMARKS.md.
 //
-//	go run ./examples/bench [-dtype bf16] [-frames 14] [-height 576] [-width 1024] [-json out.json]
+//	go run -tags cuda ./examples/bench [-cases unet,vae,clip,pipeline] [-variants] [-json out.json]
 package main
 
 import (
@@ -13,12 +15,10 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/unet"
 )
 
 // Result is one benchmark row.
@@ -41,8 +41,22 @@ type peer struct {
 
 // peers hold for the default sizes (bf16, 14 frames, 576×1024).
 var peers = map[string]peer{
-	"unet forward b1": {198, 5.0, "diffusers eager"},
-	"unet forward b2": {363, 7.3, "diffusers eager"},
+	"unet forward b1":       {198, 5.0, "diffusers eager"},
+	"unet forward b2":       {363, 7.3, "diffusers eager"},
+	"vae decode 14 frames":  {1179, 20, "diffusers eager fp16"},
+	"vae encode 1 image":    {26, 0, "diffusers eager fp16"},
+	"clip encode 1 image":   {8, 0, "diffusers eager fp16"},
+	"pipeline 25 steps cfg": {10500, 0, "diffusers eager fp16"},
+	"pipeline 1 step cfg":   {1500, 0, "diffusers eager fp16"},
+}
+
+type bench struct {
+	dev          torch.Device
+	dt           torch.DType
+	frames, h, w int64
+	warmup, runs int
+	defaultSizes bool
+	results      []Result
 }
 
 func main() {
@@ -56,13 +70,14 @@ func run() error {
 	device := flag.String("device", "cuda", "cuda or cuda:N")
 	dtype := flag.String("dtype", "bf16", "weights and compute dtype")
 	frames := flag.Int64("frames", 14, "frames")
-	height := flag.Int64("height", 576, "video height in pixels (latents are /8)")
+	height := flag.Int64("height", 576, "video height in pixels")
 	width := flag.Int64("width", 1024, "video width in pixels")
-	batches := flag.String("batch", "1,2", "comma-separated batch sizes")
+	batches := flag.String("batch", "1,2", "UNet batch sizes")
 	warmup := flag.Int("warmup", 3, "untimed runs first")
 	runs := flag.Int("runs", 10, "timed runs")
+	cases := flag.String("cases", "unet,vae,clip,pipeline", "which groups to run")
 	cudnnBench := flag.Bool("cudnn-benchmark", true, "let cuDNN pick convolution algorithms by timing")
-	variants := flag.Bool("variants", false, "also time the alternative GroupNorm and attention kernels")
+	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels")
 	jsonOut := flag.String("json", "", "write results as JSON to this file")
 	flag.Parse()
 
@@ -80,134 +95,88 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	m, err := unet.New(unet.DefaultConfig(), unet.WithDevice(dev.String()), unet.WithDType(*dtype))
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	fmt.Fprintf(os.Stderr, "SVD UNet: %.3g parameters, %s on %s, built in %.1fs\n", float64(m.NumParams()), dt, dev, time.Since(t0).Seconds())
-
-	type variant struct {
-		name      string
-		gn        torch.GroupNormMode
-		shortAttn int64
-	}
-	vs := []variant{{"", torch.GroupNormSplitCUDA, 0}}
-	if *variants {
-		vs = append(vs, variant{" [native gn]", torch.GroupNormNative, 0}, variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32})
-	}
-	var results []Result
-	for _, v := range vs {
-		if err := torch.SetGroupNormMode(v.gn); err != nil {
+	b := &bench{dev: dev, dt: dt, frames: *frames, h: *height, w: *width, warmup: *warmup, runs: *runs,
+		defaultSizes: dt == torch.BFloat16 && *frames == 14 && *height == 576 && *width == 1024}
+	groups := strings.Split(*cases, ",")
+	if slices.Contains(groups, "unet") {
+		if err := b.unet(*batches, *variants); err != nil {
 			return err
 		}
-		if err := torch.SetShortAttention(v.shortAttn); err != nil {
+	}
+	if slices.Contains(groups, "vae") || slices.Contains(groups, "clip") || slices.Contains(groups, "pipeline") {
+		if err := b.pipeline(groups); err != nil {
 			return err
 		}
-		for _, bs := range strings.Split(*batches, ",") {
-			b, err := strconv.ParseInt(strings.TrimSpace(bs), 10, 64)
-			if err != nil || b < 1 {
-				return fmt.Errorf("bad batch size %q", bs)
-			}
-			r, err := benchUNet(m, dev, dt, b, *frames, *height/8, *width/8, *warmup, *runs)
-			if err != nil {
-				return err
-			}
-			r.Name += v.name
-			if v.name != "" {
-				r.PeerMS, r.PeerGiB, r.Peer = 0, 0, ""
-			}
-			results = append(results, r)
-		}
 	}
-	fmt.Printf("%-38s %10s %10s %10s   %s\n", "case", "median ms", "min ms", "peak GiB", "peer (ms, GiB)")
-	for _, r := range results {
-		peer := ""
+	fmt.Printf("%-38s %10s %10s %10s   %s\n", "case", "median ms", "min ms", "peak GiB", "peer")
+	for _, r := range b.results {
+		p := ""
 		if r.Peer != "" {
-			peer = fmt.Sprintf("%s %.0f ms, %.1f GiB", r.Peer, r.PeerMS, r.PeerGiB)
+			p = fmt.Sprintf("%s %.0f ms", r.Peer, r.PeerMS)
+			if r.PeerGiB > 0 {
+				p += fmt.Sprintf(", %.1f GiB", r.PeerGiB)
+			}
 		}
-		fmt.Printf("%-38s %10.1f %10.1f %10.2f   %s\n", r.Name, r.MedianMS, r.MinMS, r.PeakGiB, peer)
+		fmt.Printf("%-38s %10.1f %10.1f %10.2f   %s\n", r.Name, r.MedianMS, r.MinMS, r.PeakGiB, p)
 	}
 	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(map[string]any{
+		out, _ := json.MarshalIndent(map[string]any{
 			"date": time.Now().UTC().Format(time.RFC3339), "device": dev.String(), "dtype": dt.String(),
-			"frames": *frames, "height": *height, "width": *width, "results": results,
+			"frames": *frames, "height": *height, "width": *width, "results": b.results,
 		}, "", "  ")
-		return os.WriteFile(*jsonOut, b, 0o644)
+		return os.WriteFile(*jsonOut, out, 0o644)
 	}
 	return nil
 }
 
-func benchUNet(m *unet.Model, dev torch.Device, dt torch.DType, b, f, h, w int64, warmup, runs int) (Result, error) {
-	name := fmt.Sprintf("unet forward b%d", b)
-	g, err := torch.NewGenerator(1)
-	if err != nil {
-		return Result{}, err
-	}
-	defer g.Close()
-	s := torch.NewScope()
-	defer s.Close()
-	cfg := m.Config
-	sample, err := g.Randn(s, []int64{b, f, cfg.InChannels, h, w}, dt, dev)
-	if err != nil {
-		return Result{}, err
-	}
-	ctx, err := g.Randn(s, []int64{b, 1, cfg.CrossAttentionDim.At(0)}, dt, dev)
-	if err != nil {
-		return Result{}, err
-	}
-	t, err := torch.Full(s, []int64{b}, 0.25*2.0, torch.Float32, dev) // ¼·ln σ at σ ≈ e²
-	if err != nil {
-		return Result{}, err
-	}
-	ids, err := torch.Full(s, []int64{b, cfg.NumTimeIDs()}, 6, torch.Float32, dev)
-	if err != nil {
-		return Result{}, err
-	}
-	once := func() (err error) {
-		defer torch.Recover(&err)
-		c := s.Child()
-		defer c.Close()
-		m.Apply(c, sample, t, ctx, ids)
-		return nil
-	}
-	for range warmup {
-		if err := once(); err != nil {
-			return Result{}, fmt.Errorf("%s: %w", name, err)
+// measure times fn (warm-up runs first) and records the result.
+func (b *bench) measure(name string, fn func() error) error {
+	for range b.warmup {
+		if err := fn(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	if err := torch.Synchronize(dev); err != nil {
-		return Result{}, err
+	if err := torch.Synchronize(b.dev); err != nil {
+		return err
 	}
-	if err := torch.ResetPeakMemory(dev); err != nil {
-		return Result{}, err
+	if err := torch.ResetPeakMemory(b.dev); err != nil {
+		return err
 	}
 	r := Result{Name: name}
-	for range runs {
-		timer, err := torch.StartTimer(dev)
+	for range b.runs {
+		timer, err := torch.StartTimer(b.dev)
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		if err := once(); err != nil {
-			return Result{}, fmt.Errorf("%s: %w", name, err)
+		if err := fn(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		ms, err := timer.Stop()
 		if err != nil {
-			return Result{}, err
+			return err
 		}
 		r.RunsMS = append(r.RunsMS, ms)
 	}
-	mem, err := torch.CUDAMemory(dev)
+	mem, err := torch.CUDAMemory(b.dev)
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	sorted := slices.Sorted(slices.Values(r.RunsMS))
-	r.MedianMS = sorted[len(sorted)/2]
-	r.MinMS = sorted[0]
+	r.MedianMS, r.MinMS = sorted[len(sorted)/2], sorted[0]
 	r.PeakGiB = float64(mem.Peak) / (1 << 30)
-	if p, ok := peers[name]; ok && dt == torch.BFloat16 && f == 14 && h == 72 && w == 128 {
+	if p, ok := peers[name]; ok && b.defaultSizes {
 		r.PeerMS, r.PeerGiB, r.Peer = p.ms, p.gib, p.name
 	}
-	return r, nil
+	b.results = append(b.results, r)
+	fmt.Fprintf(os.Stderr, "%s: median %.1f ms\n", name, r.MedianMS)
+	return nil
+}
+
+// scoped runs f in a fresh scope and turns its panics into errors.
+func scoped(f func(s *torch.Scope)) (err error) {
+	defer torch.Recover(&err)
+	s := torch.NewScope()
+	defer s.Close()
+	f(s)
+	return nil
 }
