@@ -77,28 +77,13 @@ func SampleEulerCFG(s *torch.Scope, d Denoiser, x *torch.Tensor, sigmas []float6
 	if len(sigmas) < 2 {
 		return s.Clone(x)
 	}
-	guided := false
-	for _, g := range guidance {
-		guided = guided || g != 1
-	}
-
 	c := s.Child()
 	defer c.Close()
-	var weight *torch.Tensor
-	if guided {
-		w := make([]float32, frames)
-		for f, g := range guidance {
-			w[f] = float32(g)
-		}
-		var err error
-		weight, err = torch.FromFloat32(c, w, []int64{1, frames, 1, 1, 1}, torch.Float32, x.Device())
-		if err != nil {
-			torch.Failf(op, "guidance: %v", err)
-		}
-	}
+	weight := guidanceWeight(c, op, guidance, x.Device())
 	cur := x
 	for i := 0; i+1 < len(sigmas); i++ {
-		next := eulerCFGStep(c, d, cur, sigmas[i], sigmas[i+1], weight)
+		next, dg := eulerCFGStep(c, d, cur, sigmas[i], sigmas[i+1], weight)
+		c.Drop(dg)
 		if cur != x && cur != next {
 			c.Drop(cur)
 		}
@@ -112,9 +97,31 @@ func SampleEulerCFG(s *torch.Scope, d Denoiser, x *torch.Tensor, sigmas []float6
 	return c.Keep(cur)
 }
 
+// guidanceWeight is the per-frame scale as a [1, F, 1, 1, 1] float32
+// tensor, or nil when every scale is 1 (no guidance).
+func guidanceWeight(s *torch.Scope, op string, guidance []float64, dev torch.Device) *torch.Tensor {
+	guided := false
+	for _, g := range guidance {
+		guided = guided || g != 1
+	}
+	if !guided {
+		return nil
+	}
+	w := make([]float32, len(guidance))
+	for f, g := range guidance {
+		w[f] = float32(g)
+	}
+	t, err := torch.FromFloat32(s, w, []int64{1, int64(len(w)), 1, 1, 1}, torch.Float32, dev)
+	if err != nil {
+		torch.Failf(op, "guidance: %v", err)
+	}
+	return t
+}
+
 // eulerCFGStep is one guided Euler step from σ to σNext (weight nil: the
-// conditional branch alone); the result is owned by parent.
-func eulerCFGStep(parent *torch.Scope, d Denoiser, x *torch.Tensor, sigma, sigmaNext float64, weight *torch.Tensor) *torch.Tensor {
+// conditional branch alone); it returns the new x and the guided estimate
+// D_g(x; σ) in float32, both owned by parent.
+func eulerCFGStep(parent *torch.Scope, d Denoiser, x *torch.Tensor, sigma, sigmaNext float64, weight *torch.Tensor) (next, denoised *torch.Tensor) {
 	s := parent.Child()
 	defer s.Close()
 	sg, err := torch.Full(s, []int64{x.Size(0)}, sigma, torch.Float32, x.Device())
@@ -128,22 +135,31 @@ func eulerCFGStep(parent *torch.Scope, d Denoiser, x *torch.Tensor, sigma, sigma
 		}
 		return s.Cast(t, torch.Float32)
 	}
-	var dg *torch.Tensor
-	switch pd, ok := d.(PairDenoiser); {
-	case weight == nil:
-		dg = out("conditional", d.Denoise(s, x, sg, true))
-	case ok:
-		du, dc := pd.DenoisePair(s, x, sg)
-		dg = s.Lerp(out("unconditional", du), out("conditional", dc), weight)
-	default:
-		du := out("unconditional", d.Denoise(s, x, sg, false))
-		dc := out("conditional", d.Denoise(s, x, sg, true))
-		dg = s.Lerp(du, dc, weight)
-	}
+	dg := guided(s, d, x, sg, weight, out)
 	if sigmaNext == 0 {
-		return s.Keep(s.Cast(dg, x.DType()))
+		next := s.Cast(dg, x.DType())
+		if next == dg { // the same tensor: the two results must not alias
+			next = s.Clone(dg)
+		}
+		return s.Keep(next), s.Keep(dg)
 	}
 	xf := s.Cast(x, torch.Float32)
 	deriv := s.Div(s.Sub(xf, dg), scalar(s, xf, float32(sigma)))
-	return s.Keep(s.Cast(s.Add(xf, s.Mul(deriv, scalar(s, xf, float32(sigmaNext-sigma)))), x.DType()))
+	return s.Keep(s.Cast(s.Add(xf, s.Mul(deriv, scalar(s, xf, float32(sigmaNext-sigma)))), x.DType())), s.Keep(dg)
+}
+
+// guided is D_g = D_u + w·(D_c − D_u) in float32 at noise levels sg (weight
+// nil: the conditional branch alone); out checks and casts each branch.
+func guided(s *torch.Scope, d Denoiser, x, sg, weight *torch.Tensor, out func(string, *torch.Tensor) *torch.Tensor) *torch.Tensor {
+	switch pd, ok := d.(PairDenoiser); {
+	case weight == nil:
+		return out("conditional", d.Denoise(s, x, sg, true))
+	case ok:
+		du, dc := pd.DenoisePair(s, x, sg)
+		return s.Lerp(out("unconditional", du), out("conditional", dc), weight)
+	default:
+		du := out("unconditional", d.Denoise(s, x, sg, false))
+		dc := out("conditional", d.Denoise(s, x, sg, true))
+		return s.Lerp(du, dc, weight)
+	}
 }
