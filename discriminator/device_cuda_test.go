@@ -1,0 +1,7 @@
+//go:build cuda
+
+package discriminator
+
+import "github.com/onestepvideo/osv-go/internal/torch"
+
+var testDevice = torch.CUDA(0)
