@@ -1,3 +1,4 @@
-// Package examples holds the example programs, one per folder: demo (a
-// timed forward pass of a UNet folder) and bench (GPU benchmarks).
+// Package examples holds the example programs, one per folder: img2vid
+// (the image-to-video CLI), demo (a timed UNet forward checked against a
+// fixture) and bench (GPU benchmarks).
 package examples

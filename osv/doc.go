@@ -1,8 +1,7 @@
-// Package osv is what programs embed. It will hold the image-to-video
-// Pipeline, the stage-1 (latent GAN pretraining) and stage-2 (adversarial
-// consistency distillation) trainers, EMA, checkpoints and data, with the
-// losses in osv/loss/huber, osv/loss/adversarial and osv/loss/consistency.
-//
-// Today it holds Release, which frees the native memory of tensors that the
-// module's packages return.
+// Package osv is what programs embed: Stable Video Diffusion's
+// image-to-video Pipeline (LoadPipeline, NewPipeline, Generate) and Release
+// for the tensors the module's packages return. Its subpackages hold the
+// VAE (vae), the CLIP image encoder (clip), image and video files (media)
+// and OSV's losses (loss/huber, loss/adversarial, loss/consistency). The
+// stage-1 and stage-2 trainers, EMA, checkpoints and data will join them.
 package osv

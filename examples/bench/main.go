@@ -1,7 +1,8 @@
 // Command bench measures the library on a GPU with full-size SVD models
 // (random weights): the UNet forward at batch 1 and 2, the VAE decode of
 // 14 frames and encode of one image, the CLIP image encoder, the 25-step
-// guided pipeline and the 1-step pipeline end to end. Each case is the
+// guided pipeline and the 1-step pipeline end to end, and OSV's
+// discriminator forward and backward on latents and on VAE-decoded pixels. Each case is the
 // median of several runs timed by CUDA events, with the caching allocator's
 // peak memory; the peer numbers printed beside ours are those recorded in
 // docs/BENCHMARKS.md.
@@ -75,7 +76,7 @@ func run() error {
 	batches := flag.String("batch", "1,2", "UNet batch sizes")
 	warmup := flag.Int("warmup", 3, "untimed runs first")
 	runs := flag.Int("runs", 10, "timed runs")
-	cases := flag.String("cases", "unet,vae,clip,pipeline", "which groups to run")
+	cases := flag.String("cases", "unet,vae,clip,pipeline,disc", "which groups to run")
 	cudnnBench := flag.Bool("cudnn-benchmark", true, "let cuDNN pick convolution algorithms by timing")
 	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels")
 	jsonOut := flag.String("json", "", "write results as JSON to this file")
@@ -105,6 +106,11 @@ func run() error {
 	}
 	if slices.Contains(groups, "vae") || slices.Contains(groups, "clip") || slices.Contains(groups, "pipeline") {
 		if err := b.pipeline(groups); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(groups, "disc") {
+		if err := b.discriminator(); err != nil {
 			return err
 		}
 	}
