@@ -2,103 +2,46 @@ package unet
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"github.com/onestepvideo/osv-go/internal/nn"
 )
 
 // Option configures Load and New.
-type Option func(*options) error
+type Option = nn.Option
 
-type options struct {
-	device torch.Device
-	dtype  torch.DType
-	seed   uint64
-}
-
-// WithDevice places the weights on "cpu", "cuda" or "cuda:N" (default cpu).
-func WithDevice(device string) Option {
-	return func(o *options) error {
-		d, err := torch.ParseDevice(device)
-		o.device = d
-		return err
-	}
-}
+// WithDevice places the weights on "cpu" (default), "cuda" or "cuda:N".
+func WithDevice(device string) Option { return nn.WithDevice(device) }
 
 // WithDType sets the dtype of the weights and the computation: "fp32"
 // (default), "fp16" or "bf16".
-func WithDType(dtype string) Option {
-	return func(o *options) error {
-		d, err := torch.ParseDType(dtype)
-		if err == nil && !d.IsFloat() {
-			err = fmt.Errorf("dtype %s is not a floating-point type", d)
-		}
-		o.dtype = d
-		return err
-	}
-}
+func WithDType(dtype string) Option { return nn.WithDType(dtype) }
 
 // WithSeed sets the seed of New's random initialisation (default 0).
-func WithSeed(seed uint64) Option {
-	return func(o *options) error { o.seed = seed; return nil }
-}
-
-func applyOptions(opts []Option) (options, error) {
-	o := options{device: torch.CPU, dtype: torch.Float32}
-	for _, f := range opts {
-		if err := f(&o); err != nil {
-			return o, fmt.Errorf("unet: %w", err)
-		}
-	}
-	return o, nil
-}
-
-// weightFiles are the names diffusers gives the weights, in order of preference.
-var weightFiles = []string{
-	"diffusion_pytorch_model.safetensors",
-	"diffusion_pytorch_model.safetensors.index.json",
-	"diffusion_pytorch_model.fp16.safetensors",
-	"diffusion_pytorch_model.fp16.safetensors.index.json",
-}
+func WithSeed(seed uint64) Option { return nn.WithSeed(seed) }
 
 // Load reads a diffusers UNet folder: config.json and its safetensors
 // weights (single file or sharded through an index), in any float dtype on
 // disk, cast to the requested dtype on the requested device.
 func Load(dir string, opts ...Option) (*Model, error) {
-	o, err := applyOptions(opts)
+	o, err := nn.NewOptions("unet", opts)
 	if err != nil {
 		return nil, err
 	}
-	if st, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("unet: %w", err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("unet: %s is not a folder", dir)
+	if err := nn.CheckFolder("unet", dir); err != nil {
+		return nil, err
 	}
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	var path string
-	for _, name := range weightFiles {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			path = filepath.Join(dir, name)
-			break
-		}
-	}
-	if path == "" {
-		return nil, fmt.Errorf("unet: %s holds no weights (looked for %s)", dir, weightFiles[0]+" and its sharded and fp16 forms")
-	}
-	ck, err := safetensors.OpenCheckpoint(path)
+	ck, path, err := nn.OpenWeights("unet", dir, nn.DiffusersWeights)
 	if err != nil {
-		return nil, fmt.Errorf("unet: %w", err)
+		return nil, err
 	}
 	defer ck.Close()
 	m := build(cfg)
-	m.dtype, m.device = o.dtype, o.device
-	if err := m.params.Load(ck, "unet: "+path, o.dtype, o.device); err != nil {
+	m.dtype, m.device = o.DType, o.Device
+	if err := m.params.Load(ck, "unet: "+path, o.DType, o.Device); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -107,7 +50,7 @@ func Load(dir string, opts ...Option) (*Model, error) {
 // New builds a model from a config with random weights (PyTorch's default
 // initialisation of each layer), for benchmarks and training from scratch.
 func New(cfg Config, opts ...Option) (*Model, error) {
-	o, err := applyOptions(opts)
+	o, err := nn.NewOptions("unet", opts)
 	if err != nil {
 		return nil, err
 	}
@@ -115,15 +58,9 @@ func New(cfg Config, opts ...Option) (*Model, error) {
 		return nil, err
 	}
 	m := build(cfg)
-	m.dtype, m.device = o.dtype, o.device
-	g, err := torch.NewGenerator(o.seed)
-	if err != nil {
+	m.dtype, m.device = o.DType, o.Device
+	if err := m.params.Init("unet", o); err != nil {
 		return nil, err
-	}
-	defer g.Close()
-	if err := m.params.InitRandom(g, o.dtype, o.device); err != nil {
-		m.params.Free()
-		return nil, fmt.Errorf("unet: %w", err)
 	}
 	return m, nil
 }
