@@ -23,45 +23,19 @@ func WithSeed(seed uint64) Option { return nn.WithSeed(seed) }
 // the requested dtype on the requested device. Loading is strict: missing,
 // unexpected and mis-shaped keys are reported together.
 func LoadBackbone(dir string, opts ...Option) (*Backbone, error) {
-	o, err := nn.NewOptions("dinov2", opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := nn.CheckFolder("dinov2", dir); err != nil {
-		return nil, err
-	}
-	cfg, err := ReadBackboneConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	ck, path, err := nn.OpenWeights("dinov2", dir, nn.TransformersWeights)
-	if err != nil {
-		return nil, err
-	}
-	defer ck.Close()
-	b := buildBackbone(cfg)
-	b.dtype, b.device = o.DType, o.Device
-	if err := b.params.Load(ck, "dinov2: "+path, o.DType, o.Device); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return nn.LoadFolder("dinov2", dir, nn.TransformersWeights, opts, ReadBackboneConfig, buildBackboneWith)
 }
 
 // NewBackbone builds a backbone with random weights (PyTorch's default
 // initialisation of each layer; embeddings zero, layer scale at
 // layerscale_value), for tests and benchmarks.
 func NewBackbone(cfg BackboneConfig, opts ...Option) (*Backbone, error) {
-	o, err := nn.NewOptions("dinov2", opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
+	return nn.NewRandom("dinov2", cfg, opts, BackboneConfig.Validate, buildBackboneWith)
+}
+
+// buildBackboneWith lays the backbone out and records where its weights live.
+func buildBackboneWith(cfg BackboneConfig, o nn.Options) (*Backbone, *nn.Params) {
 	b := buildBackbone(cfg)
 	b.dtype, b.device = o.DType, o.Device
-	if err := b.params.Init("dinov2", o); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return b, b.params
 }

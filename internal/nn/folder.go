@@ -117,3 +117,50 @@ func (ps *Params) Init(what string, o Options) error {
 	}
 	return nil
 }
+
+// LoadFolder is a model package's Load: options, the folder, its config
+// (read), the weights (files, in order of preference), the model built by
+// build (which registers its parameters and records o), and a strict load.
+func LoadFolder[C, M any](what, dir string, files []string, opts []Option,
+	read func(dir string) (C, error), build func(C, Options) (M, *Params)) (M, error) {
+	var zero M
+	o, err := NewOptions(what, opts)
+	if err != nil {
+		return zero, err
+	}
+	if err := CheckFolder(what, dir); err != nil {
+		return zero, err
+	}
+	cfg, err := read(dir)
+	if err != nil {
+		return zero, err
+	}
+	ck, path, err := OpenWeights(what, dir, files)
+	if err != nil {
+		return zero, err
+	}
+	defer ck.Close()
+	m, ps := build(cfg, o)
+	if err := ps.Load(ck, what+": "+path, o.DType, o.Device); err != nil {
+		return zero, err
+	}
+	return m, nil
+}
+
+// NewRandom is a model package's New: options, the config validated, the
+// model built by build and its parameters drawn at random from o's seed.
+func NewRandom[C, M any](what string, cfg C, opts []Option, validate func(C) error, build func(C, Options) (M, *Params)) (M, error) {
+	var zero M
+	o, err := NewOptions(what, opts)
+	if err != nil {
+		return zero, err
+	}
+	if err := validate(cfg); err != nil {
+		return zero, err
+	}
+	m, ps := build(cfg, o)
+	if err := ps.Init(what, o); err != nil {
+		return zero, err
+	}
+	return m, nil
+}

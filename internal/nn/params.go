@@ -44,11 +44,12 @@ type Params struct {
 	list    []*Param
 	byName  map[string]*Param
 	modules map[string]Adaptable
+	ignored map[string][]int64
 }
 
 // NewParams makes an empty set.
 func NewParams() *Params {
-	return &Params{byName: map[string]*Param{}, modules: map[string]Adaptable{}}
+	return &Params{byName: map[string]*Param{}, modules: map[string]Adaptable{}, ignored: map[string][]int64{}}
 }
 
 // Module returns the adaptable layer at a path.
@@ -79,6 +80,13 @@ func (ps *Params) Add(name string, shape []int64, init Init) *Param {
 	ps.list = append(ps.list, p)
 	ps.byName[name] = p
 	return p
+}
+
+// Ignore accepts a checkpoint key the model does not use (a buffer older
+// checkpoints carry, say): Load checks its shape when present and reads
+// nothing.
+func (ps *Params) Ignore(name string, shape []int64) {
+	ps.ignored[name] = append([]int64(nil), shape...)
 }
 
 // List returns the parameters in registration order.
@@ -132,6 +140,12 @@ func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype torch.DTyp
 		}
 	}
 	for _, name := range ck.Names() {
+		if shape, ok := ps.ignored[name]; ok {
+			if _, info, _ := ck.Lookup(name); !equalShape(info.Shape, shape) {
+				misshaped = append(misshaped, fmt.Sprintf("%s: checkpoint %v, model %v", name, info.Shape, shape))
+			}
+			continue
+		}
 		if _, ok := ps.byName[name]; !ok {
 			unexpected = append(unexpected, name)
 		}

@@ -23,46 +23,20 @@ func WithSeed(seed uint64) Option { return nn.WithSeed(seed) }
 // weights (single file or sharded through an index), in any float dtype on
 // disk, cast to the requested dtype on the requested device.
 func Load(dir string, opts ...Option) (*Model, error) {
-	o, err := nn.NewOptions("vae", opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := nn.CheckFolder("vae", dir); err != nil {
-		return nil, err
-	}
-	cfg, err := ReadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	ck, path, err := nn.OpenWeights("vae", dir, nn.DiffusersWeights)
-	if err != nil {
-		return nil, err
-	}
-	defer ck.Close()
-	m := build(cfg)
-	m.dtype, m.device = o.DType, o.Device
-	if err := m.params.Load(ck, "vae: "+path, o.DType, o.Device); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return nn.LoadFolder("vae", dir, nn.DiffusersWeights, opts, ReadConfig, buildWith)
 }
 
 // New builds a model from a config with random weights (PyTorch's default
 // initialisation of each layer), for tests and training from scratch.
 func New(cfg Config, opts ...Option) (*Model, error) {
-	o, err := nn.NewOptions("vae", opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
+	return nn.NewRandom("vae", cfg, opts, Config.Validate, buildWith)
+}
+
+// buildWith lays the model out and records where its weights live.
+func buildWith(cfg Config, o nn.Options) (*Model, *nn.Params) {
 	m := build(cfg)
 	m.dtype, m.device = o.DType, o.Device
-	if err := m.params.Init("vae", o); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return m, m.params
 }
 
 var errClosed = errors.New("vae: model is closed")
