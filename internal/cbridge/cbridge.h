@@ -53,10 +53,26 @@ char* osv_backward(osv_tensor* loss, osv_tensor* grad);
 char* osv_grad(osv_tensor* t, osv_tensor** out);
 char* osv_zero_grad(osv_tensor* t);
 
+// Optimisation over lists of parameters (in place, without recording a
+// graph). adamw skips parameters without a gradient. clip_grad_norm scales
+// the gradients so that their global L2 norm is at most max_norm (when
+// max_norm > 0) and returns the norm before scaling (NaN or Inf when a
+// gradient is not finite; nothing is scaled then).
+char* osv_adamw(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** exp_avg_sq, int n, double lr,
+                double beta1, double beta2, double eps, double weight_decay, int64_t step);
+char* osv_clip_grad_norm(osv_tensor** params, int n, double max_norm, double* total_norm);
+// ema: dst ← decay·dst + (1 − decay)·src, elementwise, for each pair.
+char* osv_ema(osv_tensor** dst, osv_tensor** src, int n, double decay);
+// copy_: dst ← src (same shape), in place.
+char* osv_copy_(osv_tensor* dst, osv_tensor* src);
+
 // Random numbers: a CPU generator (Philox-free mt19937 of ATen), so that a
 // seed gives the same numbers on every device.
 char* osv_generator_new(uint64_t seed, osv_generator** out);
 void osv_generator_free(osv_generator* g);
+// The generator's state as a uint8 tensor, and back.
+char* osv_generator_get_state(osv_generator* g, osv_tensor** out);
+char* osv_generator_set_state(osv_generator* g, osv_tensor* state);
 char* osv_randn(osv_generator* g, const int64_t* shape, int ndim, int dtype, int dev_type, int dev_index,
                 osv_tensor** out);
 char* osv_rand(osv_generator* g, const int64_t* shape, int ndim, int dtype, int dev_type, int dev_index,

@@ -146,6 +146,20 @@ char* osv_generator_new(uint64_t seed, osv_generator** out) {
 
 void osv_generator_free(osv_generator* g) { delete g; }
 
+char* osv_generator_get_state(osv_generator* g, osv_tensor** out) {
+  OSV_TRY
+  if (g == nullptr) throw std::invalid_argument("null generator");
+  *out = osv::wrap(g->gen.get_state());
+  OSV_CATCH
+}
+
+char* osv_generator_set_state(osv_generator* g, osv_tensor* state) {
+  OSV_TRY
+  if (g == nullptr) throw std::invalid_argument("null generator");
+  g->gen.set_state(osv::ref(state));
+  OSV_CATCH
+}
+
 static char* random_tensor(bool normal, osv_generator* g, const int64_t* shape, int ndim, int dtype,
                            int dev_type, int dev_index, osv_tensor** out) {
   OSV_TRY

@@ -1,0 +1,71 @@
+// optim.cc: in-place optimiser updates over lists of parameters.
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+#include "bridge.h"
+
+extern "C" {
+
+char* osv_adamw(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** exp_avg_sq, int n, double lr,
+                double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  OSV_TRY
+  if (step < 1) throw std::invalid_argument("adamw: step must be at least 1");
+  at::NoGradGuard no_grad;  // this call's thread only, and only for its duration
+  const double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+  const double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+  for (int i = 0; i < n; i++) {
+    at::Tensor& p = osv::ref(params[i]);
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    at::Tensor& m = osv::ref(exp_avg[i]);
+    at::Tensor& v = osv::ref(exp_avg_sq[i]);
+    if (weight_decay != 0) p.mul_(1 - lr * weight_decay);
+    m.mul_(beta1).add_(g, 1 - beta1);
+    v.mul_(beta2).addcmul_(g, g, 1 - beta2);
+    at::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
+    p.addcdiv_(m, denom, -lr / bc1);
+  }
+  OSV_CATCH
+}
+
+char* osv_clip_grad_norm(osv_tensor** params, int n, double max_norm, double* total_norm) {
+  OSV_TRY
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (int i = 0; i < n; i++) {
+    const at::Tensor& g = osv::ref(params[i]).grad();
+    if (g.defined()) grads.push_back(g);
+  }
+  if (grads.empty()) {
+    *total_norm = 0;
+    return nullptr;
+  }
+  at::Tensor sq = at::zeros({}, grads[0].options().dtype(at::kFloat));
+  for (const auto& g : grads) sq = sq + at::linalg_vector_norm(g, 2, c10::nullopt, false, at::kFloat).square();
+  const double total = std::sqrt(sq.item<double>());
+  *total_norm = total;
+  if (!std::isfinite(total) || max_norm <= 0 || total <= max_norm) return nullptr;
+  const double scale = max_norm / (total + 1e-6);
+  for (auto& g : grads) g.mul_(scale);
+  OSV_CATCH
+}
+
+char* osv_ema(osv_tensor** dst, osv_tensor** src, int n, double decay) {
+  OSV_TRY
+  at::NoGradGuard no_grad;
+  for (int i = 0; i < n; i++) {
+    at::Tensor& d = osv::ref(dst[i]);
+    d.lerp_(osv::ref(src[i]).to(d.scalar_type()), 1 - decay);
+  }
+  OSV_CATCH
+}
+
+char* osv_copy_(osv_tensor* dst, osv_tensor* src) {
+  OSV_TRY
+  at::NoGradGuard no_grad;
+  osv::ref(dst).copy_(osv::ref(src));
+  OSV_CATCH
+}
+
+}  // extern "C"

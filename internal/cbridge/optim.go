@@ -1,0 +1,64 @@
+package cbridge
+
+// #include "cbridge.h"
+import "C"
+
+import "fmt"
+
+func handles(ts []Tensor) []*C.osv_tensor {
+	arr := make([]*C.osv_tensor, len(ts))
+	for i, t := range ts {
+		arr[i] = t.p
+	}
+	return arr
+}
+
+func first(arr []*C.osv_tensor) **C.osv_tensor {
+	if len(arr) == 0 {
+		return nil
+	}
+	return &arr[0]
+}
+
+// AdamW updates params in place from their gradients (step counts from 1).
+func AdamW(params, expAvg, expAvgSq []Tensor, lr, beta1, beta2, eps, weightDecay float64, step int64) error {
+	if len(expAvg) != len(params) || len(expAvgSq) != len(params) {
+		return fmt.Errorf("adamw: %d parameters, %d and %d state tensors", len(params), len(expAvg), len(expAvgSq))
+	}
+	p, m, v := handles(params), handles(expAvg), handles(expAvgSq)
+	return status(C.osv_adamw(first(p), first(m), first(v), C.int(len(p)), C.double(lr), C.double(beta1),
+		C.double(beta2), C.double(eps), C.double(weightDecay), C.int64_t(step)))
+}
+
+// ClipGradNorm scales the gradients to a global norm of at most maxNorm
+// and returns the norm before scaling.
+func ClipGradNorm(params []Tensor, maxNorm float64) (float64, error) {
+	p := handles(params)
+	var total C.double
+	err := status(C.osv_clip_grad_norm(first(p), C.int(len(p)), C.double(maxNorm), &total))
+	return float64(total), err
+}
+
+// EMA sets dst ← decay·dst + (1 − decay)·src for each pair.
+func EMA(dst, src []Tensor, decay float64) error {
+	if len(dst) != len(src) {
+		return fmt.Errorf("ema: %d and %d tensors", len(dst), len(src))
+	}
+	d, s := handles(dst), handles(src)
+	return status(C.osv_ema(first(d), first(s), C.int(len(d)), C.double(decay)))
+}
+
+// CopyInto copies src into dst in place.
+func CopyInto(dst, src Tensor) error { return status(C.osv_copy_(dst.p, src.p)) }
+
+// GeneratorState is g's state as a uint8 tensor.
+func GeneratorState(g Generator) (Tensor, error) {
+	var out *C.osv_tensor
+	err := status(C.osv_generator_get_state(g.p, &out))
+	return Tensor{out}, err
+}
+
+// SetGeneratorState restores a state from GeneratorState.
+func SetGeneratorState(g Generator, state Tensor) error {
+	return status(C.osv_generator_set_state(g.p, state.p))
+}
