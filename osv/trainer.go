@@ -1,0 +1,318 @@
+package osv
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/onestepvideo/osv-go/discriminator"
+	"github.com/onestepvideo/osv-go/internal/nn"
+	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/lora"
+	"github.com/onestepvideo/osv-go/osv/loss"
+	"github.com/onestepvideo/osv-go/osv/loss/adversarial"
+	"github.com/onestepvideo/osv-go/osv/loss/consistency"
+	"github.com/onestepvideo/osv-go/osv/loss/huber"
+	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/unet"
+)
+
+// Batch is one training batch from the latent cache, on the UNet's device.
+type Batch struct {
+	Latents      *torch.Tensor // x0: the clip's VAE latents, scaled: [B, F, 4, h, w]
+	ImageLatents *torch.Tensor // z_img: the noisy first frame's latent (mode, unscaled): [B, 4, h, w]
+	ImageEmbeds  *torch.Tensor // e_img: CLIP image_embeds [B, 1, D]
+	AddedTimeIDs *torch.Tensor // [B, 3]: fps − 1, motion bucket, noise augmentation
+}
+
+// Metrics are one step's numbers.
+type Metrics struct {
+	Step      int64   `json:"step"`
+	Sigma     float64 `json:"sigma"`       // σ_n of the step
+	LossG     float64 `json:"loss_g"`      // the student's whole loss
+	LossDist  float64 `json:"loss_dist"`   // stage 1: d(x̂0, x0); stage 2: L_CD
+	LossAdvG  float64 `json:"loss_adv_g"`  // −mean D(fake)
+	LossD     float64 `json:"loss_d"`      // the discriminator's hinge loss
+	GradNormG float64 `json:"grad_norm_g"` // before clipping
+	GradNormD float64 `json:"grad_norm_d"`
+	Skipped   bool    `json:"skipped"` // a non-finite gradient: no update
+}
+
+// Trainer runs OSV's stage 1 (latent GAN pretraining) or stage 2
+// (adversarial consistency distillation) on one UNet: the frozen teacher is
+// its base weights, the student adds trainable LoRA adapters, and the EMA
+// target θ⁻ is a copy of the adapters; one set of base weights serves all
+// three. Step may be called from one goroutine at a time.
+type Trainer struct {
+	Config TrainConfig
+	UNet   *unet.Model
+	LoRA   *lora.Set
+	Disc   *discriminator.Discriminator
+
+	ema        []*torch.Tensor // θ⁻, one per LoRA parameter
+	optG, optD *torch.AdamW
+	gen        *torch.Generator
+	grid       []float64
+	step       int64
+	nonFinite  int
+}
+
+// NewTrainer attaches fresh LoRA adapters to u (its weights stay frozen) and
+// prepares the optimisers. d's trainable parts are trained alongside.
+func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) (t *Trainer, err error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if u == nil || d == nil {
+		return nil, fmt.Errorf("osv: a trainer needs a UNet and a discriminator")
+	}
+	targets := cfg.LoRATargets
+	if len(targets) == 0 {
+		targets = lora.DefaultTargets
+	}
+	set, err := lora.Inject(u, lora.Config{R: cfg.LoRARank, LoraAlpha: cfg.LoRAAlpha, TargetModules: targets}, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	t = &Trainer{Config: cfg, UNet: u, LoRA: set, Disc: d, grid: cfg.grid()}
+	defer func() {
+		if err != nil {
+			t.Close()
+			t = nil
+		}
+	}()
+	student := tensors(set.Trainable())
+	for _, p := range student {
+		if err := p.SetRequiresGrad(true); err != nil {
+			return nil, err
+		}
+		e, err := p.To(nil, p.DType(), p.Device())
+		if err != nil {
+			return nil, err
+		}
+		t.ema = append(t.ema, e)
+	}
+	if t.optG, err = torch.NewAdamW(student, cfg.LR, cfg.Beta1, cfg.Beta2, cfg.AdamEps, cfg.WeightDecay); err != nil {
+		return nil, err
+	}
+	if t.optD, err = torch.NewAdamW(tensors(d.Trainable()), cfg.DiscLR, cfg.Beta1, cfg.Beta2, cfg.AdamEps, cfg.WeightDecay); err != nil {
+		return nil, err
+	}
+	if t.gen, err = torch.NewGenerator(cfg.Seed); err != nil {
+		return nil, err
+	}
+	d.SetTraining(true)
+	return t, nil
+}
+
+func tensors(ps []*nn.Param) []*torch.Tensor {
+	out := make([]*torch.Tensor, len(ps))
+	for i, p := range ps {
+		out[i] = p.T
+	}
+	return out
+}
+
+// Steps is the number of steps taken.
+func (t *Trainer) Steps() int64 { return t.step }
+
+// Close removes the adapters from the UNet and frees the trainer's state
+// (not the UNet or the discriminator).
+func (t *Trainer) Close() error {
+	if t == nil {
+		return nil
+	}
+	for _, e := range t.ema {
+		e.Free()
+	}
+	t.ema = nil
+	if t.optG != nil {
+		t.optG.Close()
+	}
+	if t.optD != nil {
+		t.optD.Close()
+	}
+	t.gen.Close()
+	if t.LoRA != nil {
+		return t.LoRA.Close()
+	}
+	return nil
+}
+
+// branch is which model a denoiser call evaluates.
+type branch int
+
+const (
+	studentBranch branch = iota // base + LoRA (trainable)
+	teacherBranch               // base alone
+	targetBranch                // base + the EMA adapters θ⁻
+)
+
+// trainDenoiser evaluates one branch with a batch's conditioning.
+type trainDenoiser struct {
+	t    *Trainer
+	g    *guidedDenoiser
+	mode branch
+}
+
+// enter switches the shared UNet to the branch and returns the way back.
+func (d trainDenoiser) enter() func() {
+	switch d.mode {
+	case teacherBranch:
+		d.t.LoRA.Enable(false)
+		return func() { d.t.LoRA.Enable(true) }
+	case targetBranch:
+		d.t.swapEMA()
+		return d.t.swapEMA
+	}
+	return func() {}
+}
+
+func (t *Trainer) swapEMA() {
+	for i, p := range t.LoRA.Trainable() {
+		p.T, t.ema[i] = t.ema[i], p.T
+	}
+}
+
+func (d trainDenoiser) Denoise(s *torch.Scope, x, sigma *torch.Tensor, cond bool) *torch.Tensor {
+	defer d.enter()()
+	return d.g.Denoise(s, x, sigma, cond)
+}
+
+func (d trainDenoiser) DenoisePair(s *torch.Scope, x, sigma *torch.Tensor) (uncond, cond *torch.Tensor) {
+	defer d.enter()()
+	return d.g.DenoisePair(s, x, sigma)
+}
+
+// Step takes one training step of the configured stage on b.
+func (t *Trainer) Step(b Batch) (m Metrics, err error) {
+	defer torch.Recover(&err)
+	if t.LoRA == nil {
+		return m, fmt.Errorf("osv: trainer is closed")
+	}
+	if err := checkBatch(b, t.UNet.Device()); err != nil {
+		return m, err
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	t.step++
+	m.Step = t.step
+	// Grid indices come from the step number, so a resumed run draws the same.
+	r := rand.New(rand.NewPCG(t.Config.Seed, uint64(t.step)))
+	g := &guidedDenoiser{d: &unet.Denoiser{UNet: t.UNet}, z: b.ImageLatents, emb: b.ImageEmbeds, ids: b.AddedTimeIDs}
+	student := trainDenoiser{t, g, studentBranch}
+	noise, err := t.gen.Randn(s, b.Latents.Shape(), torch.Float32, b.Latents.Device())
+	if err != nil {
+		return m, err
+	}
+	x0 := s.Cast(b.Latents, torch.Float32)
+	cons := solver.ConsistencyOptions{LCMBoundary: t.Config.LCMBoundary}
+
+	var fake, real, dist *torch.Tensor
+	if t.Config.Stage == 1 {
+		n := r.IntN(len(t.grid))
+		m.Sigma = t.grid[n]
+		sig := s.Filled(x0, m.Sigma, x0.Size(0))
+		xn := s.Add(x0, s.MulScalar(noise, m.Sigma))
+		fake = solver.Consistency(s, student, xn, sig, cons)
+		dist = huber.Apply(s, fake, x0, t.Config.HuberC, loss.Mean)
+		real = x0
+	} else {
+		k := t.Config.SolverSteps
+		n := r.IntN(len(t.grid) - k)
+		m.Sigma = t.grid[n]
+		out := consistency.Apply(s, consistency.Inputs{
+			Student: student, Target: trainDenoiser{t, g, targetBranch}, Teacher: trainDenoiser{t, g, teacherBranch},
+			Data: x0, Noise: noise, Sigmas: t.grid[n : n+k+1],
+			Guidance:    solver.FrameGuidance(t.Config.MinGuidance, t.Config.MaxGuidance, int(x0.Size(1))),
+			Consistency: cons, HuberC: t.Config.HuberC,
+		})
+		fake, real, dist = out.Fake, out.Real, out.Loss
+	}
+	m.LossDist = item(dist)
+
+	// The student: distance plus the adversarial term, one update, the EMA.
+	studentParams := tensors(t.LoRA.Trainable())
+	discParams := tensors(t.Disc.Trainable())
+	lossG := dist
+	if !t.Config.NoAdversarial {
+		adv := adversarial.GeneratorApply(s, t.Disc.Apply(s, fake))
+		m.LossAdvG = item(adv)
+		lossG = s.Add(dist, s.MulScalar(adv, t.Config.LambdaAdv))
+	}
+	m.LossG = item(lossG)
+	if err := t.update(lossG, studentParams, t.optG, &m.GradNormG, &m.Skipped); err != nil {
+		return m, err
+	}
+	if !m.Skipped {
+		if err := torch.EMA(t.ema, studentParams, t.Config.EMADecay); err != nil {
+			return m, err
+		}
+	}
+
+	// The discriminator: real against the detached fake.
+	if !t.Config.NoAdversarial {
+		must(torch.ZeroGrads(discParams))
+		lossD := adversarial.DiscriminatorApply(s, t.Disc.Apply(s, s.Detach(real)), t.Disc.Apply(s, s.Detach(fake)))
+		m.LossD = item(lossD)
+		skipped := false
+		if err := t.update(lossD, discParams, t.optD, &m.GradNormD, &skipped); err != nil {
+			return m, err
+		}
+		m.Skipped = m.Skipped || skipped
+	}
+	must(torch.ZeroGrads(discParams))
+	must(torch.ZeroGrads(studentParams))
+	return m, nil
+}
+
+// update back-propagates l into params (their old gradients dropped),
+// clips, and steps opt unless the gradient is not finite.
+func (t *Trainer) update(l *torch.Tensor, params []*torch.Tensor, opt *torch.AdamW, norm *float64, skipped *bool) error {
+	must(torch.ZeroGrads(params))
+	if err := torch.Backward(l); err != nil {
+		return err
+	}
+	n, err := torch.ClipGradNorm(params, t.Config.GradClip)
+	if err != nil {
+		return err
+	}
+	*norm = n
+	if !torch.Finite(n) {
+		*skipped = true
+		t.nonFinite++
+		if t.nonFinite >= t.Config.MaxNonFinite {
+			return fmt.Errorf("osv: %d training steps in a row with non-finite gradients (step %d); stopping", t.nonFinite, t.step)
+		}
+		return nil
+	}
+	t.nonFinite = 0
+	return opt.Step()
+}
+
+func item(x *torch.Tensor) float64 {
+	v, err := x.Item()
+	must(err)
+	return v
+}
+
+func must(err error) {
+	if err != nil {
+		panic(&torch.Error{Op: "train", Err: err})
+	}
+}
+
+func checkBatch(b Batch, dev torch.Device) error {
+	for name, x := range map[string]*torch.Tensor{"latents": b.Latents, "image_latents": b.ImageLatents, "image_embeds": b.ImageEmbeds, "added_time_ids": b.AddedTimeIDs} {
+		if x.Released() {
+			return fmt.Errorf("osv: batch: %s is missing", name)
+		}
+		if x.Device() != dev {
+			return fmt.Errorf("osv: batch: %s on %s, the UNet is on %s", name, x.Device(), dev)
+		}
+	}
+	if b.Latents.Dim() != 5 {
+		return fmt.Errorf("osv: batch: latents shape %v, want [batch, frames, channels, height, width]", b.Latents.Shape())
+	}
+	return nil
+}
