@@ -191,3 +191,7 @@ func (d *Discriminator) Close() error {
 func (d *Discriminator) loaded() bool {
 	return d != nil && d.state != nil && len(d.state.List()) > 0 && d.state.List()[0].T != nil
 }
+
+// State lists everything Save writes: the trainable parameters and the
+// spectral norms' u vectors (for checkpoints that restore in place).
+func (d *Discriminator) State() []*nn.Param { return d.state.List() }
