@@ -94,7 +94,7 @@ func (t *Trainer) Restore(path string) (err error) {
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	read := func(key string, want []int64) *torch.Tensor {
+	read := func(key string, want []int64, dev torch.Device) *torch.Tensor {
 		info, ok := f.Info(key)
 		if !ok {
 			torch.Failf("checkpoint", "%s: no tensor %q", path, key)
@@ -102,7 +102,7 @@ func (t *Trainer) Restore(path string) (err error) {
 		if want != nil && fmt.Sprint(info.Shape) != fmt.Sprint(want) {
 			torch.Failf("checkpoint", "%s: %q has shape %v, want %v", path, key, info.Shape, want)
 		}
-		x, err := torch.ReadTensor(s, f, key, 0, t.UNet.Device())
+		x, err := torch.ReadTensor(s, f, key, 0, dev)
 		must(err)
 		return x
 	}
@@ -113,7 +113,7 @@ func (t *Trainer) Restore(path string) (err error) {
 		if fresh && (len(key) > 4 && key[:4] == "opt_") {
 			continue
 		}
-		must(torch.CopyInto(dst, read(key, dst.Shape())))
+		must(torch.CopyInto(dst, read(key, dst.Shape(), dst.Device())))
 	}
 	if fresh {
 		return nil
@@ -121,13 +121,14 @@ func (t *Trainer) Restore(path string) (err error) {
 	opt := func(o *torch.AdamW, prefix string, steps int64) {
 		st := map[string]*torch.Tensor{}
 		for k := range o.State() {
-			st[k] = read(prefix+k, nil)
+			st[k] = read(prefix+k, nil, t.UNet.Device())
 		}
 		must(o.Restore(st, steps))
 	}
 	opt(t.optG, "opt_g.", meta.StepsG)
 	opt(t.optD, "opt_d.", meta.StepsD)
-	must(t.gen.SetState(read("rng", nil)))
+	// The noise generator is a CPU generator: its state stays on the CPU.
+	must(t.gen.SetState(read("rng", nil, torch.CPU)))
 	t.step, t.nonFinite = meta.Step, meta.NonFinite
 	return nil
 }
