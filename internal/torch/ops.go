@@ -193,7 +193,8 @@ func (s *Scope) RepeatInterleave(a *Tensor, n int64, dim int) *Tensor {
 	return s.wrap("repeat_interleave", h, err)
 }
 
-// Cast converts dtype, keeping the device.
+// Cast converts dtype, keeping the device. When a already has dtype it
+// returns a itself (no copy): do not Drop the result separately from a.
 func (s *Scope) Cast(a *Tensor, dtype DType) *Tensor {
 	if a.DType() == dtype {
 		return a
