@@ -192,9 +192,9 @@ func TestStage1Learns(t *testing.T) {
 
 // A checkpoint restores everything: a fresh trainer restored from it holds
 // bit-identical state, every tensor a checkpoint saves, and the same step.
-// (Continuing both is not yet bit-identical on the CPU: two runs from the
-// same state drift apart at the 1e-7 level in libtorch's multi-threaded
-// CPU kernels.)
+// (Continuing both is not yet guaranteed bit-identical: on the CPU two
+// trainers from the same state can drift apart at the 1e-7 level after a
+// few steps.)
 func TestRestoreIsExact(t *testing.T) {
 	newTrainer := func() (*Trainer, func()) {
 		u := tinyUNet(t)

@@ -17,6 +17,13 @@ namespace osv {
 
 extern std::atomic<int64_t> live;
 
+// sync_threads gives the calling OS thread the process-wide intra-op
+// thread count. libtorch's OpenMP setting is per thread, and Go runs each
+// call on whichever thread is free: without this, the same operation
+// splits its parallel reductions differently from call to call, and
+// results differ in the last bits.
+void sync_threads();
+
 // dup copies a message into malloc'd memory for the Go side to free.
 inline char* dup(const char* msg) {
   size_t n = std::strlen(msg);
@@ -73,7 +80,9 @@ inline at::TensorOptions options(int dtype, int dev_type, int dev_index) {
 
 // OSV_TRY / OSV_CATCH wrap the body of every exported function: any exception
 // becomes a returned message, without the C++ backtrace.
-#define OSV_TRY try {
+#define OSV_TRY \
+  try {           \
+    osv::sync_threads();
 #define OSV_CATCH                                                  \
   }                                                                \
   catch (const c10::Error& e) {                                    \

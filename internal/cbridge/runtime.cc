@@ -4,6 +4,9 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
+#include <thread>
+
 #include "bridge.h"
 
 #ifdef OSV_CUDA
@@ -21,6 +24,30 @@ struct osv_event {
 #else
 struct osv_event {};
 #endif
+
+namespace {
+
+int default_threads() {
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+std::atomic<int> desired_threads{default_threads()};
+
+}  // namespace
+
+void osv::sync_threads() {
+  thread_local int applied = -1;
+  const int want = desired_threads.load(std::memory_order_relaxed);
+  if (applied != want) {
+    at::set_num_threads(want);
+    applied = want;
+  }
+}
 
 extern "C" {
 
@@ -46,7 +73,8 @@ char* osv_set_deterministic(int enabled) {
 char* osv_set_num_threads(int n) {
   OSV_TRY
   if (n < 1) throw std::invalid_argument("number of threads must be at least 1");
-  at::set_num_threads(n);
+  desired_threads.store(n);
+  osv::sync_threads();
   OSV_CATCH
 }
 
