@@ -32,8 +32,9 @@ int default_threads() {
     int n = std::atoi(env);
     if (n > 0) return n;
   }
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw > 0 ? static_cast<int>(hw) : 1;
+  // Half the cores, as gotorch chooses: Go's own threads need the rest.
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  return hw >= 2 ? hw / 2 : 1;
 }
 
 std::atomic<int> desired_threads{default_threads()};
