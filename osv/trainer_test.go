@@ -9,6 +9,7 @@ import (
 	"github.com/onestepvideo/osv-go/discriminator"
 	"github.com/onestepvideo/osv-go/internal/fixture"
 	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/lora"
 	"github.com/onestepvideo/osv-go/osv/loss"
 	"github.com/onestepvideo/osv-go/osv/loss/huber"
 	"github.com/onestepvideo/osv-go/solver"
@@ -277,4 +278,63 @@ func TestRestoreRejectsBadCheckpoints(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(good, raw[:len(raw)-64], 0o644))
 	require.ErrorContains(t, tr.Restore(good), "good.safetensors")
+}
+
+// The exported merged UNet loads back through unet.Load and computes what
+// the student computes with its adapters active.
+func TestExportMergedMatchesStudent(t *testing.T) {
+	u := tinyUNet(t)
+	defer u.Close()
+	bb, d := tinyDisc(t)
+	defer bb.Close()
+	defer d.Close()
+	tr, err := NewTrainer(u, d, TrainConfig{Stage: 1, LoRARank: 4, LR: 5e-2, GridSize: 8, SigmaMax: 20, Seed: 6})
+	require.NoError(t, err)
+	defer tr.Close()
+	s := torch.NewScope()
+	defer s.Close()
+	b := tinyBatch(t, s)
+	for range 3 {
+		_, err := tr.Step(b)
+		require.NoError(t, err)
+	}
+	dir := t.TempDir()
+	require.NoError(t, tr.Export(dir))
+
+	merged, err := unet.Load(dir+"/unet", unet.WithDevice(testDevice.String()))
+	require.NoError(t, err)
+	defer merged.Close()
+	x := s.Cat(2, b.Latents, s.Expand(s.Reshape(b.ImageLatents, 1, 1, 4, 8, 8), 1, 2, 4, 8, 8))
+	ts, _ := torch.Full(s, []int64{1}, 0.4, torch.Float32, testDevice)
+	var student, loaded, base []float32
+	func() {
+		defer torch.Recover(&err)
+		student, _ = u.Apply(s, x, ts, b.ImageEmbeds, b.AddedTimeIDs).Float32s()
+		loaded, _ = merged.Apply(s, x, ts, b.ImageEmbeds, b.AddedTimeIDs).Float32s()
+		tr.LoRA.Enable(false)
+		base, _ = u.Apply(s, x, ts, b.ImageEmbeds, b.AddedTimeIDs).Float32s()
+		tr.LoRA.Enable(true)
+	}()
+	require.NoError(t, err)
+	rel, err := fixture.RelL2(loaded, student)
+	require.NoError(t, err)
+	t.Logf("merged export against the student: relative L2 error %.3g", rel)
+	require.LessOrEqual(t, rel, 1e-5)
+	moved, _ := fixture.RelL2(base, student)
+	require.Greater(t, moved, 1e-4, "training must have moved the student for the check to mean anything")
+
+	// The peft export reloads onto a fresh copy of the base.
+	fresh := tinyUNet(t)
+	defer fresh.Close()
+	set, err := lora.Load(fresh, dir+"/lora")
+	require.NoError(t, err)
+	defer set.Close()
+	var again []float32
+	func() {
+		defer torch.Recover(&err)
+		again, _ = fresh.Apply(s, x, ts, b.ImageEmbeds, b.AddedTimeIDs).Float32s()
+	}()
+	require.NoError(t, err)
+	rel, _ = fixture.RelL2(again, student)
+	require.LessOrEqual(t, rel, 1e-6)
 }

@@ -190,3 +190,25 @@ func TestForwardRejectsBadInputs(t *testing.T) {
 	}
 	require.Equal(t, start, torch.Live())
 }
+
+// Save writes a folder that Load reads back to the same weights.
+func TestSaveLoadRoundTrip(t *testing.T) {
+	m, err := Load(fixture.Path("pipeline", "unet"))
+	require.NoError(t, err)
+	defer m.Close()
+	dir := t.TempDir()
+	require.NoError(t, m.Save(dir))
+	back, err := Load(dir)
+	require.NoError(t, err)
+	defer back.Close()
+	require.Equal(t, m.Config, back.Config)
+	for _, p := range m.Params().List() {
+		q, ok := back.Params().Get(p.Name)
+		require.True(t, ok, p.Name)
+		a, _ := p.T.Float32s()
+		b, _ := q.T.Float32s()
+		require.Equal(t, a, b, p.Name)
+	}
+	require.NoError(t, m.Close())
+	require.ErrorContains(t, m.Save(dir), "closed")
+}
