@@ -50,8 +50,18 @@ all: deps
 	$(GO) build $(GOTAGS) ./...
 
 # What a fresh machine lacks: a C++ compiler and, unless LIBTORCH is given,
-# Debian's libtorch.
-deps: $(CGOTORCH)
+# Debian's libtorch and ffmpeg (video data, MP4 output; without it those
+# report a clear error, and their tests check that error instead).
+ifndef LIBTORCH
+FFMPEG_BIN := $(shell command -v ffmpeg 2>/dev/null)
+ifeq ($(FFMPEG_BIN),)
+FFMPEG_BIN := /usr/bin/ffmpeg
+$(FFMPEG_BIN):
+	$(call apt_install,ffmpeg)
+endif
+endif
+
+deps: $(CGOTORCH) | $(FFMPEG_BIN)
 
 $(TORCH_DEP):
 ifdef LIBTORCH
