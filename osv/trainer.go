@@ -8,6 +8,7 @@ import (
 	"github.com/onestepvideo/osv-go/internal/nn"
 	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/lora"
+	"github.com/onestepvideo/osv-go/osv/data"
 	"github.com/onestepvideo/osv-go/osv/loss"
 	"github.com/onestepvideo/osv-go/osv/loss/adversarial"
 	"github.com/onestepvideo/osv-go/osv/loss/consistency"
@@ -315,4 +316,16 @@ func checkBatch(b Batch, dev torch.Device) error {
 		return fmt.Errorf("osv: batch: latents shape %v, want [batch, frames, channels, height, width]", b.Latents.Shape())
 	}
 	return nil
+}
+
+// BatchOf makes a batch of one clip from a latent cache entry.
+func BatchOf(s *torch.Scope, e data.Entry) Batch {
+	l := e.Latents
+	z := e.ImageLatents
+	return Batch{
+		Latents:      s.Reshape(l, append([]int64{1}, l.Shape()...)...),
+		ImageLatents: s.Reshape(z, append([]int64{1}, z.Shape()...)...),
+		ImageEmbeds:  s.Reshape(e.ImageEmbeds, 1, 1, e.ImageEmbeds.Size(-1)),
+		AddedTimeIDs: s.Reshape(e.AddedTimeIDs, 1, -1),
+	}
 }
