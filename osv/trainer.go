@@ -35,7 +35,10 @@ type Metrics struct {
 	LossD     float64 `json:"loss_d"`      // the discriminator's hinge loss
 	GradNormG float64 `json:"grad_norm_g"` // before clipping
 	GradNormD float64 `json:"grad_norm_d"`
-	Skipped   bool    `json:"skipped"` // a non-finite gradient: no update
+	LR        float64 `json:"lr"`                    // the student's learning rate
+	DiscLR    float64 `json:"disc_lr"`               // the discriminator's learning rate
+	GPUMemGiB float64 `json:"gpu_mem_gib,omitempty"` // peak CUDA memory allocated so far
+	Skipped   bool    `json:"skipped"`               // a non-finite gradient: no update
 }
 
 // Trainer runs OSV's stage 1 (latent GAN pretraining) or stage 2
@@ -198,6 +201,12 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	defer s.Close()
 	t.step++
 	m.Step = t.step
+	m.LR, m.DiscLR = t.optG.LR, t.optD.LR
+	if dev := t.UNet.Device(); dev.CUDA {
+		if mem, err := torch.CUDAMemory(dev); err == nil {
+			m.GPUMemGiB = float64(mem.Peak) / (1 << 30)
+		}
+	}
 	// Grid indices come from the step number, so a resumed run draws the same.
 	r := rand.New(rand.NewPCG(t.Config.Seed, uint64(t.step)))
 	g := &guidedDenoiser{d: &unet.Denoiser{UNet: t.UNet}, z: b.ImageLatents, emb: b.ImageEmbeds, ids: b.AddedTimeIDs}

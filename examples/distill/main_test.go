@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -96,4 +97,82 @@ func TestDistillRejectsBadInput(t *testing.T) {
 		require.Error(t, err, strings.Join(c.args, " "))
 		require.Contains(t, err.Error(), c.want)
 	}
+}
+
+// TestMain lets the test binary stand in for the command in a child
+// process (for the SIGKILL test).
+func TestMain(m *testing.M) {
+	if os.Getenv("DISTILL_CHILD") == "1" {
+		if err := run(context.Background(), strings.Split(os.Getenv("DISTILL_ARGS"), "\x1f"), os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "distill:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// A run killed with SIGKILL mid-training leaves a checkpoint that a new
+// run resumes from; a corrupt checkpoint is a clear error.
+func TestKilledRunResumes(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		return // TestDistillRunsAndResumes checks the behaviour without ffmpeg
+	}
+	dir := t.TempDir()
+	videos := filepath.Join(dir, "videos")
+	require.NoError(t, os.MkdirAll(videos, 0o755))
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=1.2",
+		"-pix_fmt", "yuv420p", "-y", filepath.Join(videos, "a.mp4")).CombinedOutput()
+	require.NoError(t, err, string(out))
+	cfg := filepath.Join(dir, "train.json")
+	require.NoError(t, os.WriteFile(cfg, []byte(`{"lora_rank": 4, "grid_size": 8, "sigma_max": 20, "solver_steps": 2}`), 0o644))
+	outDir := filepath.Join(dir, "out")
+	args := []string{"-teacher", fixture.Path("pipeline"), "-dinov2", fixture.Path("dinov2"), "-data", videos, "-out", outDir,
+		"-config", cfg, "-width", "64", "-height", "64", "-frames", "3", "-fps", "5", "-save-every", "1"}
+
+	child := exec.Command(os.Args[0], "-test.run=TestMain")
+	child.Env = append(os.Environ(), "DISTILL_CHILD=1", "DISTILL_ARGS="+strings.Join(append(args, "-steps", "100000"), "\x1f"))
+	childLog := &lockedBuffer{}
+	child.Stderr = childLog
+	require.NoError(t, child.Start())
+	ckpt := filepath.Join(outDir, "checkpoint.safetensors")
+	// Kill it once it has saved a couple of checkpoints, mid-training.
+	for i := 0; ; i++ {
+		if strings.Count(childLog.String(), "step ") >= 3 {
+			break
+		}
+		require.Less(t, i, 1200, "the child made no progress: %s", childLog.String())
+		exec.Command("sleep", "0.05").Run()
+	}
+	require.NoError(t, child.Process.Kill())
+	child.Wait()
+
+	var log bytes.Buffer
+	require.NoError(t, run(context.Background(), append(args, "-resume", "-steps", "4"), &log), log.String())
+	require.Contains(t, log.String(), "resumed from")
+	require.Contains(t, log.String(), "step 4/4")
+
+	require.NoError(t, os.WriteFile(ckpt, []byte("garbage"), 0o644))
+	log.Reset()
+	err = run(context.Background(), append(args, "-resume", "-steps", "6"), &log)
+	require.ErrorContains(t, err, "checkpoint.safetensors")
+}
+
+// lockedBuffer is a bytes.Buffer safe to write from one goroutine while
+// another reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
