@@ -19,7 +19,7 @@ func TestMetricsLogAndPlot(t *testing.T) {
 	for i := 1; i <= 20; i++ {
 		require.NoError(t, l.Write(Metrics{Step: int64(i), LossG: 1 / float64(i), LossD: 2, Sigma: float64(i)}))
 	}
-	require.NoError(t, l.Write(map[string]any{"step": 21, "lr": 1e-5}))
+	require.NoError(t, l.Write(map[string]any{"step": 21, "custom": 1e-5}))
 	require.NoError(t, l.Close())
 	require.NoError(t, l.Close())
 	// A resumed run appends.
@@ -33,8 +33,8 @@ func TestMetricsLogAndPlot(t *testing.T) {
 	require.Len(t, steps, 22)
 	require.Equal(t, 22.0, steps[21])
 	require.Equal(t, 0.25, series["loss_g"][3])
-	require.True(t, math.IsNaN(series["lr"][0]))
-	require.Equal(t, 1e-5, series["lr"][20])
+	require.True(t, math.IsNaN(series["custom"][0]), "a field missing from a record")
+	require.Equal(t, 1e-5, series["custom"][20])
 
 	svg := filepath.Join(dir, "loss.svg")
 	require.NoError(t, PlotMetrics(path, svg))
