@@ -3,6 +3,7 @@ package osv
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
 	"github.com/onestepvideo/osv-go/internal/torch"
@@ -99,7 +100,7 @@ func (t *Trainer) Restore(path string) (err error) {
 		if !ok {
 			torch.Failf("checkpoint", "%s: no tensor %q", path, key)
 		}
-		if want != nil && fmt.Sprint(info.Shape) != fmt.Sprint(want) {
+		if want != nil && !slices.Equal(info.Shape, want) {
 			torch.Failf("checkpoint", "%s: %q has shape %v, want %v", path, key, info.Shape, want)
 		}
 		x, err := torch.ReadTensor(s, f, key, 0, dev)

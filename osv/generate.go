@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"slices"
 
 	"github.com/wangkuiyi/gotorch"
 
@@ -246,7 +247,7 @@ func (p *Pipeline) input(s *torch.Scope, g *torch.Generator, given gotorch.Tenso
 	if err != nil {
 		torch.Failf("osv", "%s: %v", name, err)
 	}
-	if got := t.Shape(); fmt.Sprint(got) != fmt.Sprint(shape) {
+	if got := t.Shape(); !slices.Equal(got, shape) {
 		torch.Failf("osv", "%s: shape %v, want %v", name, got, shape)
 	}
 	if t.Device() != p.device {

@@ -117,7 +117,6 @@ char* osv_pixel_shuffle(osv_tensor* x, int64_t factor, osv_tensor** out);
 char* osv_set_tf32(int enabled);
 char* osv_set_num_threads(int n);
 char* osv_set_cudnn_benchmark(int enabled);
-char* osv_set_deterministic(int enabled);
 
 // Kernel choices (see nn.cc): OSV_OPT_GROUP_NORM_SPLIT computes GroupNorm's
 // statistics with ATen's split reductions (0 never, 1 on CUDA, 2 on every

@@ -65,12 +65,6 @@ char* osv_set_cudnn_benchmark(int enabled) {
   OSV_CATCH
 }
 
-char* osv_set_deterministic(int enabled) {
-  OSV_TRY
-  at::globalContext().setDeterministicAlgorithms(enabled != 0, false);
-  OSV_CATCH
-}
-
 char* osv_set_num_threads(int n) {
   OSV_TRY
   if (n < 1) throw std::invalid_argument("number of threads must be at least 1");

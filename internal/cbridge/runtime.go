@@ -83,7 +83,3 @@ func GetOption(key int) (int64, error) {
 	err := status(C.osv_get_option(C.int(key), &v))
 	return int64(v), err
 }
-
-// SetDeterministic makes libtorch use deterministic algorithms (and fail
-// on operations that have none).
-func SetDeterministic(enabled bool) error { return status(C.osv_set_deterministic(cbool(enabled))) }

@@ -3,6 +3,7 @@ package torch
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	cb "github.com/onestepvideo/osv-go/internal/cbridge"
 )
@@ -84,7 +85,7 @@ func (o *AdamW) Restore(state map[string]*Tensor, steps int64) error {
 			if !ok {
 				return fmt.Errorf("adamw: state has no %s", name)
 			}
-			if fmt.Sprint(src.Shape()) != fmt.Sprint(dst.Shape()) {
+			if !slices.Equal(src.Shape(), dst.Shape()) {
 				return fmt.Errorf("adamw: %s: shape %v, want %v", name, src.Shape(), dst.Shape())
 			}
 			if err := cb.CopyInto(dst.handle(), src.handle()); err != nil {

@@ -95,7 +95,3 @@ func GroupNormModeNow() (GroupNormMode, error) {
 // SetShortAttention makes attention on CUDA use the math formulation for
 // sequences of at most n tokens (0, the default: fused kernels always).
 func SetShortAttention(n int64) error { return cb.SetOption(cb.OptShortAttention, n) }
-
-// SetDeterministic makes libtorch choose deterministic kernels everywhere
-// (an operation without one then fails with an error naming it).
-func SetDeterministic(on bool) error { return cb.SetDeterministic(on) }

@@ -16,7 +16,7 @@
 package consistency
 
 import (
-	"fmt"
+	"slices"
 
 	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv/loss"
@@ -62,7 +62,7 @@ func Apply(s *torch.Scope, in Inputs) Output {
 	if len(in.Sigmas) < 2 {
 		torch.Failf(op, "%d grid levels: want σ_n … σ_{n+k} with k ≥ 1", len(in.Sigmas))
 	}
-	if fmt.Sprint(in.Data.Shape()) != fmt.Sprint(in.Noise.Shape()) {
+	if !slices.Equal(in.Data.Shape(), in.Noise.Shape()) {
 		torch.Failf(op, "data %v and noise %v differ in shape", in.Data.Shape(), in.Noise.Shape())
 	}
 	c := s.Child()
