@@ -3,6 +3,7 @@ package osv
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 
 	"github.com/onestepvideo/osv-go/discriminator"
 	"github.com/onestepvideo/osv-go/internal/nn"
@@ -85,16 +86,16 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 			t = nil
 		}
 	}()
+	defer torch.Recover(&err) // runs first: the cleanup above sees its error
 	student := tensors(set.Trainable())
 	for _, p := range student {
 		if err := p.SetRequiresGrad(true); err != nil {
 			return nil, err
 		}
-		e, err := p.To(nil, p.DType(), p.Device())
-		if err != nil {
-			return nil, err
-		}
-		t.ema = append(t.ema, e)
+		// θ⁻ starts as an independent copy of θ (not a view of it).
+		s := torch.NewScope()
+		t.ema = append(t.ema, s.Keep(s.Clone(s.Detach(p))))
+		s.Close()
 	}
 	if t.optG, err = torch.NewAdamW(student, cfg.LR, cfg.Beta1, cfg.Beta2, cfg.AdamEps, cfg.WeightDecay); err != nil {
 		return nil, err
@@ -190,6 +191,11 @@ func (d trainDenoiser) DenoisePair(s *torch.Scope, x, sigma *torch.Tensor) (unco
 
 // Step takes one training step of the configured stage on b.
 func (t *Trainer) Step(b Batch) (m Metrics, err error) {
+	// PyTorch orders the backward pass by sequence numbers that each OS
+	// thread counts on its own; a graph built on one thread back-propagates
+	// in the same order every time, so that steps are reproducible.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer torch.Recover(&err)
 	if t.LoRA == nil {
 		return m, fmt.Errorf("osv: trainer is closed")

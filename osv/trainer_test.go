@@ -2,6 +2,7 @@ package osv
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -191,55 +192,57 @@ func TestStage1Learns(t *testing.T) {
 	require.Less(t, after, 0.9*before)
 }
 
-// A checkpoint restores everything: a fresh trainer restored from it holds
-// bit-identical state, every tensor a checkpoint saves, and the same step.
-// (Continuing both is not yet guaranteed bit-identical: on the CPU two
-// trainers from the same state can drift apart at the 1e-7 level after a
-// few steps.)
-func TestRestoreIsExact(t *testing.T) {
+// Resume is exact: N steps in one run and N/2 steps, a checkpoint, a fresh
+// trainer restored from it and N/2 more give identical losses and
+// identical final weights (LoRA, EMA, discriminator, optimiser state), and
+// a restored trainer writes back the checkpoint it read.
+func TestResumeIsExact(t *testing.T) {
+	const n = 6
 	newTrainer := func() (*Trainer, func()) {
 		u := tinyUNet(t)
 		bb, d := tinyDisc(t)
-		tr, err := NewTrainer(u, d, TrainConfig{Stage: 2, LoRARank: 4, LR: 5e-3, DiscLR: 1e-3, GridSize: 8, SigmaMax: 20, SolverSteps: 2, Seed: 4})
+		tr, err := NewTrainer(u, d, TrainConfig{Stage: 2, LoRARank: 4, LR: 5e-3, DiscLR: 1e-3, GridSize: 8, SigmaMax: 20, SolverSteps: 2, EMADecay: 0.9, Seed: 4})
 		require.NoError(t, err)
 		return tr, func() { tr.Close(); d.Close(); bb.Close(); u.Close() }
 	}
-	weights := func(tr *Trainer) [][]float32 {
-		var ws [][]float32
-		for _, p := range append(tr.LoRA.Trainable(), tr.Disc.State()...) {
-			v, err := p.T.Float32s()
+	state := func(tr *Trainer) map[string][]float32 {
+		out := map[string][]float32{}
+		for k, v := range tr.state() {
+			x, err := v.Float32s()
 			require.NoError(t, err)
-			ws = append(ws, v)
+			out[k] = x
 		}
-		for _, e := range tr.ema {
-			v, err := e.Float32s()
-			require.NoError(t, err)
-			ws = append(ws, v)
-		}
-		return ws
+		return out
 	}
 	s := torch.NewScope()
 	defer s.Close()
 	b := tinyBatch(t, s)
-	steps := func(tr *Trainer, n int) []Metrics {
+	steps := func(tr *Trainer, k int) []Metrics {
 		var ms []Metrics
-		for range n {
+		for range k {
 			m, err := tr.Step(b)
 			require.NoError(t, err)
+			require.False(t, m.Skipped)
 			ms = append(ms, m)
 		}
 		return ms
 	}
-	path := t.TempDir() + "/ckpt.safetensors"
+
 	whole, closeWhole := newTrainer()
 	defer closeWhole()
-	steps(whole, 3)
-	require.NoError(t, whole.Save(path))
+	wholeMetrics := steps(whole, n)
+
+	first, closeFirst := newTrainer()
+	defer closeFirst()
+	resumedMetrics := steps(first, n/2)
+	path := t.TempDir() + "/ckpt.safetensors"
+	require.NoError(t, first.Save(path))
+
 	resumed, closeResumed := newTrainer()
 	defer closeResumed()
 	require.NoError(t, resumed.Restore(path))
-	require.Equal(t, int64(3), resumed.Steps())
-	require.Equal(t, weights(whole), weights(resumed), "restored state")
+	require.Equal(t, int64(n/2), resumed.Steps())
+	require.Equal(t, state(first), state(resumed), "restored state")
 	again := t.TempDir() + "/again.safetensors"
 	require.NoError(t, resumed.Save(again))
 	a, err := torch.LoadFile(s, path, torch.CPU)
@@ -252,6 +255,26 @@ func TestRestoreIsExact(t *testing.T) {
 		y, _ := r[k].Float32s()
 		require.Equal(t, x, y, "checkpoint tensor %s", k)
 	}
+
+	resumedMetrics = append(resumedMetrics, steps(resumed, n-n/2)...)
+	require.Equal(t, wholeMetrics, resumedMetrics, "per-step metrics")
+	ws, rs := state(whole), state(resumed)
+	require.Equal(t, len(ws), len(rs))
+	for k, v := range ws {
+		require.Equal(t, v, rs[k], "final %s", k)
+	}
+
+	// θ⁻ is its own tensor: with decay 0.9 it trails the student.
+	moved := false
+	for i, p := range whole.LoRA.Trainable() {
+		x, _ := p.T.Float32s()
+		e, _ := whole.ema[i].Float32s()
+		if !slices.Equal(x, e) {
+			moved = true
+			break
+		}
+	}
+	require.True(t, moved, "the EMA target equals the student after %d steps", n)
 }
 
 func TestRestoreRejectsBadCheckpoints(t *testing.T) {

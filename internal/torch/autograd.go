@@ -29,7 +29,10 @@ func (t *Tensor) RequiresGrad() bool {
 }
 
 // Backward accumulates d(loss)/d(leaf) into every leaf that requires it;
-// loss must have one element.
+// loss must have one element. PyTorch runs the backward pass in the order
+// of per-OS-thread sequence numbers given as the graph is built: for
+// gradients that are identical from run to run, build the graph and call
+// Backward with the goroutine locked to its thread (runtime.LockOSThread).
 func Backward(loss *Tensor) error {
 	if err := cb.Backward(loss.handle(), cb.Tensor{}); err != nil {
 		return fmt.Errorf("backward: %w", err)

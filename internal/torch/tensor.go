@@ -194,8 +194,9 @@ func Arange(s *Scope, start, end, step float64, dtype DType, dev Device) (*Tenso
 	return newTensor(s, h), nil
 }
 
-// To converts to dtype on dev; the result is a new tensor owned by s even
-// when nothing changes.
+// To converts to dtype on dev; the result is a new handle owned by s. When
+// dtype and device already match, it shares t's storage (as PyTorch's
+// Tensor.to does): use Scope.Clone for an independent copy.
 func (t *Tensor) To(s *Scope, dtype DType, dev Device) (*Tensor, error) {
 	dt, di := dev.code()
 	h, err := cbridge.To(t.handle(), int(dtype), dt, di)
