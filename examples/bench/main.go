@@ -2,12 +2,14 @@
 // (random weights): the UNet forward at batch 1 and 2, the VAE decode of
 // 14 frames and encode of one image, the CLIP image encoder, the 25-step
 // guided pipeline and the 1-step pipeline end to end, and OSV's
-// discriminator forward and backward on latents and on VAE-decoded pixels. Each case is the
+// discriminator forward and backward on latents and on VAE-decoded pixels,
+// and whole training iterations of stage 2 (14×320×576, k = 5) and stage 1
+// (at the bench's size). Each case is the
 // median of several runs timed by CUDA events, with the caching allocator's
 // peak memory; the peer numbers printed beside ours are those recorded in
 // docs/BENCHMARKS.md.
 //
-//	go run -tags cuda ./examples/bench [-cases unet,vae,clip,pipeline] [-variants] [-json out.json]
+//	go run -tags cuda ./examples/bench [-cases unet,vae,clip,pipeline,disc,train] [-variants] [-json out.json]
 package main
 
 import (
@@ -76,7 +78,10 @@ func run() error {
 	batches := flag.String("batch", "1,2", "UNet batch sizes")
 	warmup := flag.Int("warmup", 3, "untimed runs first")
 	runs := flag.Int("runs", 10, "timed runs")
-	cases := flag.String("cases", "unet,vae,clip,pipeline,disc", "which groups to run")
+	cases := flag.String("cases", "unet,vae,clip,pipeline,disc,train", "which groups to run")
+	trainH := flag.Int64("train-height", 320, "stage-2 training height in pixels")
+	trainW := flag.Int64("train-width", 576, "stage-2 training width in pixels")
+	solverSteps := flag.Int("k", 5, "stage-2 teacher solver steps")
 	cudnnBench := flag.Bool("cudnn-benchmark", true, "let cuDNN pick convolution algorithms by timing")
 	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels")
 	jsonOut := flag.String("json", "", "write results as JSON to this file")
@@ -114,6 +119,11 @@ func run() error {
 			return err
 		}
 	}
+	if slices.Contains(groups, "train") {
+		if err := b.train(*trainH, *trainW, *solverSteps); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("%-38s %10s %10s %10s   %s\n", "case", "median ms", "min ms", "peak GiB", "peer")
 	for _, r := range b.results {
 		p := ""
@@ -121,6 +131,11 @@ func run() error {
 			p = fmt.Sprintf("%s %.0f ms", r.Peer, r.PeerMS)
 			if r.PeerGiB > 0 {
 				p += fmt.Sprintf(", %.1f GiB", r.PeerGiB)
+			}
+		}
+		if slices.Contains(groups, "train") {
+			if err := b.train(*trainH, *trainW, *solverSteps); err != nil {
+				return err
 			}
 		}
 		fmt.Printf("%-38s %10.1f %10.1f %10.2f   %s\n", r.Name, r.MedianMS, r.MinMS, r.PeakGiB, p)
