@@ -89,7 +89,7 @@ func evaluate(t *testing.T, tr *Trainer, b Batch, noise *torch.Tensor) (lcd, gap
 	return lcd, gap
 }
 
-// Stage 2 (with its adversarial term) for 150 steps on a fixed clip: the
+// Stage 2 (with its adversarial term) for 300 steps on a fixed clip: the
 // consistency loss and the gap between the one-step student and the
 // multi-step teacher, both on held-out noise, must fall.
 func TestStage2Learns(t *testing.T) {
@@ -109,7 +109,7 @@ func TestStage2Learns(t *testing.T) {
 	g.Close()
 
 	lcd0, gap0 := evaluate(t, tr, b, held)
-	for i := range 150 {
+	for i := range 300 {
 		m, err := tr.Step(b)
 		require.NoError(t, err)
 		require.False(t, m.Skipped, "step %d", i)
@@ -117,10 +117,10 @@ func TestStage2Learns(t *testing.T) {
 	}
 	lcd1, gap1 := evaluate(t, tr, b, held)
 	t.Logf("held-out consistency loss %.4g → %.4g; one-step student against the teacher's solution %.4g → %.4g", lcd0, lcd1, gap0, gap1)
-	// Both must fall by more than noise: measured (seeded, CPU) about 5% and 13%.
-	require.Less(t, lcd1, 0.98*lcd0, "held-out consistency loss")
-	require.Less(t, gap1, 0.95*gap0, "one-step student against the multi-step teacher")
-	require.Equal(t, int64(150), tr.Steps())
+	// Both must fall by more than noise: measured (seeded, CPU) 11% and 20%.
+	require.Less(t, lcd1, 0.95*lcd0, "held-out consistency loss")
+	require.Less(t, gap1, 0.9*gap0, "one-step student against the multi-step teacher")
+	require.Equal(t, int64(300), tr.Steps())
 
 	s.Close()
 	require.NoError(t, tr.Close())
