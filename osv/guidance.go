@@ -2,8 +2,18 @@ package osv
 
 import (
 	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/solver"
 	"github.com/onestepvideo/osv-go/unet"
 )
+
+// GuidedDenoiser is SVD's conditioned denoiser over u for a batch's
+// conditioning, for the solver package's samplers and solvers (the
+// unconditional branch sees zeros in place of the image latent and the
+// embedding; both branches run as one call on a doubled batch). u is used
+// as it is at each call: with its LoRA adapters, if any are enabled.
+func GuidedDenoiser(u *unet.Model, b Batch) solver.PairDenoiser {
+	return &guidedDenoiser{d: &unet.Denoiser{UNet: u}, z: b.ImageLatents, emb: b.ImageEmbeds, ids: b.AddedTimeIDs}
+}
 
 // guidedDenoiser is SVD's conditioned denoiser for the samplers: the
 // conditional branch sees the image latent z, the image embedding and the

@@ -52,6 +52,11 @@ type Trainer struct {
 	UNet   *unet.Model
 	LoRA   *lora.Set
 	Disc   *discriminator.Discriminator
+	// Decode maps latents [B, F, C, h, w] to frames [B·F, 3, H, W] in
+	// [−1, 1] (SVD's VAE decoder, say). It is needed, and used, only when
+	// the discriminator judges pixels (its Config.PixelInput): the ablation
+	// of OSV's latent discriminator.
+	Decode func(s *torch.Scope, latents *torch.Tensor) *torch.Tensor
 
 	ema        []*torch.Tensor // θ⁻, one per LoRA parameter
 	optG, optD *torch.AdamW
@@ -203,6 +208,9 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	if err := checkBatch(b, t.UNet.Device()); err != nil {
 		return m, err
 	}
+	if t.Disc.Config.PixelInput && t.Decode == nil && !t.Config.NoAdversarial {
+		return m, fmt.Errorf("osv: the discriminator judges pixels (pixel_input) but the trainer has no Decode")
+	}
 	s := torch.NewScope()
 	defer s.Close()
 	t.step++
@@ -252,7 +260,7 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	discParams := tensors(t.Disc.Trainable())
 	lossG := dist
 	if !t.Config.NoAdversarial {
-		adv := adversarial.GeneratorApply(s, t.Disc.Apply(s, fake))
+		adv := adversarial.GeneratorApply(s, t.judge(s, fake))
 		m.LossAdvG = item(adv)
 		lossG = s.Add(dist, s.MulScalar(adv, t.Config.LambdaAdv))
 	}
@@ -269,7 +277,7 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	// The discriminator: real against the detached fake.
 	if !t.Config.NoAdversarial {
 		must(torch.ZeroGrads(discParams))
-		lossD := adversarial.DiscriminatorApply(s, t.Disc.Apply(s, s.Detach(real)), t.Disc.Apply(s, s.Detach(fake)))
+		lossD := adversarial.DiscriminatorApply(s, t.judge(s, s.Detach(real)), t.judge(s, s.Detach(fake)))
 		m.LossD = item(lossD)
 		skipped := false
 		if err := t.update(lossD, discParams, t.optD, &m.GradNormD, &skipped); err != nil {
@@ -280,6 +288,21 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	must(torch.ZeroGrads(discParams))
 	must(torch.ZeroGrads(studentParams))
 	return m, nil
+}
+
+// judge is the discriminator's logits for latents x [B, F, C, h, w]: read
+// directly, or through Decode for a pixel discriminator.
+func (t *Trainer) judge(s *torch.Scope, x *torch.Tensor) []*torch.Tensor {
+	if !t.Disc.Config.PixelInput {
+		return t.Disc.Apply(s, x)
+	}
+	c := s.Child()
+	defer c.Close()
+	out := t.Disc.ApplyPixels(c, t.Decode(c, x), x.Size(1))
+	for _, o := range out {
+		c.Keep(o)
+	}
+	return out
 }
 
 // update back-propagates l into params (their old gradients dropped),

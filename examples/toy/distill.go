@@ -1,0 +1,168 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/onestepvideo/osv-go/discriminator"
+	"github.com/onestepvideo/osv-go/examples/toy/world"
+	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/osv"
+	"github.com/onestepvideo/osv-go/unet"
+)
+
+// backboneConfig is the toy discriminator's DINOv2-style backbone: the
+// same code as DINOv2, four layers of width 96 on 8×8 patches of the
+// 64×64 frames, randomly initialised and frozen.
+func backboneConfig(wc world.Config) discriminator.BackboneConfig {
+	c := discriminator.DefaultBackboneConfig()
+	c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads = 96, 4, 4
+	c.ImageSize, c.PatchSize = int64(wc.Size), 8
+	return c
+}
+
+// distillOptions are shared by every OSV run.
+type distillOptions struct {
+	Batch       int
+	Rank        int64
+	LR, DiscLR  float64
+	MaxGuidance float64
+	Seed        uint64
+	Device      string
+}
+
+// stageRun is one stage of one run.
+type stageRun struct {
+	Stage      int
+	Steps      int           // steps to take (when Wall is 0)
+	Wall       time.Duration // otherwise: take steps until this much time has passed
+	K          int
+	NoAdv      bool
+	PixelDisc  bool
+	Init       string // a checkpoint to start from (stage 1 → 2, or the same stage)
+	Checkpoint string // where to save at the end
+}
+
+// stageResult is what a stage measured.
+type stageResult struct {
+	Steps   int
+	Wall    time.Duration
+	PeakGiB float64
+	Last    osv.Metrics
+}
+
+// student is a distilled model ready for sampling: the teacher's weights
+// with the trainer's LoRA adapters active.
+type student struct {
+	UNet    *unet.Model
+	trainer *osv.Trainer
+	disc    *discriminator.Discriminator
+	bb      *discriminator.Backbone
+}
+
+func (s *student) Close() {
+	s.trainer.Close()
+	s.disc.Close()
+	s.bb.Close()
+	s.UNet.Close()
+}
+
+// runStage loads the teacher, trains one stage on fresh clips and returns
+// the student (adapters active) with the stage's measurements.
+func runStage(teacherDir string, wc world.Config, st stageRun, o distillOptions, log io.Writer) (*student, stageResult, error) {
+	var res stageResult
+	u, err := unet.Load(teacherDir, unet.WithDevice(o.Device))
+	if err != nil {
+		return nil, res, err
+	}
+	out := &student{UNet: u}
+	fail := func(err error) (*student, stageResult, error) {
+		if out.trainer != nil {
+			out.trainer.Close()
+		}
+		if out.disc != nil {
+			out.disc.Close()
+		}
+		if out.bb != nil {
+			out.bb.Close()
+		}
+		u.Close()
+		return nil, res, err
+	}
+	if out.bb, err = discriminator.NewBackbone(backboneConfig(wc), discriminator.WithDevice(o.Device), discriminator.WithSeed(o.Seed)); err != nil {
+		return fail(err)
+	}
+	dc := discriminator.DefaultConfig()
+	dc.LatentChannels, dc.UpsampleFactor, dc.PixelInput = latentChannel, factor, st.PixelDisc
+	if out.disc, err = discriminator.New(out.bb, dc, o.Seed); err != nil {
+		return fail(err)
+	}
+	cfg := osv.TrainConfig{
+		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, SolverSteps: st.K,
+		MinGuidance: 1, MaxGuidance: o.MaxGuidance, NoAdversarial: st.NoAdv, Seed: o.Seed,
+	}
+	if out.trainer, err = osv.NewTrainer(u, out.disc, cfg); err != nil {
+		return fail(err)
+	}
+	out.trainer.Decode = toPixels
+	if st.Init != "" {
+		if err := out.trainer.Restore(st.Init); err != nil {
+			return fail(err)
+		}
+	}
+	dev := u.Device()
+	if dev.CUDA {
+		torch.Synchronize(dev)
+		torch.ResetPeakMemory(dev)
+	}
+	g, err := torch.NewGenerator(o.Seed + 7)
+	if err != nil {
+		return fail(err)
+	}
+	defer g.Close()
+	r := rand.New(rand.NewPCG(o.Seed, uint64(st.Stage)))
+	t0 := time.Now()
+	for step := 1; ; step++ {
+		if st.Wall > 0 && time.Since(t0) >= st.Wall || st.Wall == 0 && step > st.Steps {
+			break
+		}
+		m, err := trainStep(out.trainer, wc, o.Batch, r, g, dev)
+		if err != nil {
+			return fail(fmt.Errorf("stage %d step %d: %w", st.Stage, step, err))
+		}
+		res.Steps, res.Last = step, m
+		if step%50 == 0 {
+			fmt.Fprintf(log, "  stage %d step %d: σ %.3g dist %.4f adv_g %.3f d %.3f %.1fs\n",
+				st.Stage, step, m.Sigma, m.LossDist, m.LossAdvG, m.LossD, time.Since(t0).Seconds())
+		}
+	}
+	if dev.CUDA {
+		torch.Synchronize(dev)
+		if mem, err := torch.CUDAMemory(dev); err == nil {
+			res.PeakGiB = float64(mem.Peak) / (1 << 30)
+		}
+	}
+	res.Wall = time.Since(t0)
+	if st.Checkpoint != "" {
+		if err := out.trainer.Save(st.Checkpoint); err != nil {
+			return fail(err)
+		}
+	}
+	return out, res, nil
+}
+
+func trainStep(tr *osv.Trainer, wc world.Config, batch int, r *rand.Rand, g *torch.Generator, dev torch.Device) (osv.Metrics, error) {
+	s := torch.NewScope()
+	defer s.Close()
+	clips := make([]world.Clip, batch)
+	for i := range clips {
+		clips[i] = wc.Sample(r)
+	}
+	b, err := batchOf(s, wc, clips, g, dev)
+	if err != nil {
+		return osv.Metrics{}, err
+	}
+	return tr.Step(b)
+}
