@@ -22,13 +22,13 @@ func teacherUNet(wc world.Config) unet.Config {
 		OutChannels:                       latentChannel,
 		DownBlockTypes:                    []string{unet.CrossAttnDown, unet.Down},
 		UpBlockTypes:                      []string{unet.Up, unet.CrossAttnUp},
-		BlockOutChannels:                  []int64{48, 96},
+		BlockOutChannels:                  []int64{32, 64},
 		AdditionTimeEmbedDim:              32,
 		ProjectionClassEmbeddingsInputDim: 96,
 		LayersPerBlock:                    unet.IntOrList{1},
 		CrossAttentionDim:                 unet.IntOrList{embedDim},
 		TransformerLayersPerBlock:         unet.IntOrList{1},
-		NumAttentionHeads:                 unet.IntOrList{4},
+		NumAttentionHeads:                 unet.IntOrList{2},
 		NumFrames:                         int64(wc.Frames),
 	}
 }
