@@ -49,10 +49,10 @@ type stageLine struct {
 func defaultExperiment() experiment {
 	return experiment{
 		World:        world.DefaultConfig(),
-		TeacherSteps: 3000, TeacherBatch: 32, TeacherLR: 3e-4,
-		Stage1Steps: 300, Stage2Steps: 400, Batch: 8,
-		Rank: 32, LR: 2e-4, DiscLR: 1e-4, MaxGuidance: 2,
-		EvalClips: 256, EvalBatch: 64, Seed: 1,
+		TeacherSteps: 900, TeacherBatch: 128, TeacherLR: 4e-4,
+		Stage1Steps: 100, Stage2Steps: 120, Batch: 32,
+		Rank: 32, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2,
+		EvalClips: 128, EvalBatch: 64, Seed: 1,
 	}
 }
 
