@@ -17,7 +17,7 @@ import (
 
 // experiment is the whole run: its settings and what it measured.
 type experiment struct {
-	Out, Device, Command string
+	Out, Work, Device, Command string
 	World                world.Config
 	TeacherSteps         int
 	TeacherBatch         int
@@ -71,7 +71,13 @@ func (o *experiment) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := o.World.Validate(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(o.Out, "checkpoints"), 0o755); err != nil {
+	if o.Work == "" {
+		o.Work = o.Out
+	}
+	if err := os.MkdirAll(filepath.Join(o.Work, "checkpoints"), 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return err
 	}
 	logFile, err := os.Create(filepath.Join(o.Out, "log.txt"))
@@ -113,7 +119,7 @@ func (o *experiment) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 
 	// The teacher.
-	teacherDir := filepath.Join(o.Out, "teacher")
+	teacherDir := filepath.Join(o.Work, "teacher")
 	u, err := unet.New(teacherUNet(wc), unet.WithDevice(o.Device), unet.WithSeed(o.Seed))
 	if err != nil {
 		return err
@@ -158,7 +164,7 @@ func (o *experiment) run(ctx context.Context, stdout, stderr io.Writer) error {
 
 	// OSV: the runs and their evaluations.
 	do := distillOptions{Batch: o.Batch, Rank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, MaxGuidance: o.MaxGuidance, Seed: o.Seed, Device: o.Device}
-	ckpt := func(name string) string { return filepath.Join(o.Out, "checkpoints", name+".safetensors") }
+	ckpt := func(name string) string { return filepath.Join(o.Work, "checkpoints", name+".safetensors") }
 	type job struct {
 		label    string
 		stage    stageRun
@@ -172,7 +178,12 @@ func (o *experiment) run(ctx context.Context, stdout, stderr io.Writer) error {
 		{"OSV", stageRun{Stage: 2, Steps: o.Stage2Steps, K: 5, Init: ckpt("stage1"), Checkpoint: ckpt("osv")}, []sampler{one, tts, two},
 			func(st *student, res stageResult) error {
 				fullWall = res.Wall
-				if err := st.trainer.Export(filepath.Join(o.Out, "student")); err != nil {
+				exported := filepath.Join(o.Work, "export")
+				if err := st.trainer.Export(exported); err != nil {
+					return err
+				}
+				// The merged UNet is the demo model.
+				if err := copyFolder(filepath.Join(exported, "unet"), filepath.Join(o.Out, "student")); err != nil {
 					return err
 				}
 				return writeClipGIF(filepath.Join(o.Out, "osv-1-step.gif"), wc, o.rows[len(o.rows)-3].Sample[0])
@@ -274,4 +285,28 @@ func peak(dev torch.Device) float64 {
 		return 0
 	}
 	return float64(m.Peak) / (1 << 30)
+}
+
+// copyFolder copies the files of one folder into another (made if needed).
+func copyFolder(from, to string) error {
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
