@@ -44,7 +44,7 @@ export CGO_CXXFLAGS := $(CXXFLAGS_ALL)
 export CGO_LDFLAGS := $(LDFLAGS_ALL)
 export LD_LIBRARY_PATH := $(BUILD)/gotorch:$(TORCH_LIB)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 
-.PHONY: all deps test vet unit fuzz demo bench env clean
+.PHONY: all deps test vet unit fuzz demo demo-fixture bench env clean
 
 all: deps
 	$(GO) build $(GOTAGS) ./...
@@ -115,6 +115,9 @@ fuzz: deps
 # timing, then an image turned into a GIF by the fixture pipeline (a tiny
 # random model: the frames are noise).
 demo: deps
+	$(GO) run $(GOTAGS) ./examples/toy demo -model examples/toy/model -out $(BUILD)/demo.gif
+
+demo-fixture: deps
 	$(GO) run $(GOTAGS) ./examples/demo -fixtures testdata/svd-tiny
 	$(GO) run $(GOTAGS) ./examples/img2vid -model testdata/svd-tiny/pipeline -image testdata/svd-tiny/io/pipeline_input.png \
 		-width 128 -height 64 -frames 8 -steps 10 -fps 4 -out $(BUILD)/demo.gif

@@ -18,19 +18,19 @@ import (
 // experiment is the whole run: its settings and what it measured.
 type experiment struct {
 	Out, Work, Device, Command string
-	World                world.Config
-	TeacherSteps         int
-	TeacherBatch         int
-	TeacherLR            float64
-	Stage1Steps          int
-	Stage2Steps          int
-	Batch                int
-	Rank                 int64
-	LR, DiscLR           float64
-	MaxGuidance          float64
-	EvalClips, EvalBatch int
-	Seed                 uint64
-	Quick                bool
+	World                      world.Config
+	TeacherSteps               int
+	TeacherBatch               int
+	TeacherLR                  float64
+	Stage1Steps                int
+	Stage2Steps                int
+	Batch                      int
+	Rank                       int64
+	LR, DiscLR                 float64
+	MaxGuidance                float64
+	EvalClips, EvalBatch       int
+	Seed                       uint64
+	Quick                      bool
 
 	started time.Time
 	stages  []stageLine

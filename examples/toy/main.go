@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.Quick {
 		o = o.quick()
 	}
-	o.Command = "go run ./examples/toy " + joinArgs(args)
+	o.Command = "toy " + joinArgs(args)
 	return o.run(ctx, stdout, stderr)
 }
 

@@ -66,7 +66,7 @@ func (o *experiment) report() string {
 	if o.Quick {
 		fmt.Fprintf(&b, "**Smoke-test settings (-quick): these numbers mean nothing.**\n\n")
 	}
-	fmt.Fprintf(&b, "Every number below was printed by one command, `%s`, on %s, started %s, in %s.\n",
+	fmt.Fprintf(&b, "Every number below was printed by one run of examples/toy, `%s`, on %s, started %s, in %s.\n",
 		o.Command, o.Device, o.started.UTC().Format(time.RFC3339), time.Since(o.started).Round(time.Second))
 	fmt.Fprintf(&b, "Seeds are fixed (`-seed %d`).\n\n", o.Seed)
 	fmt.Fprintf(&b, "## Setting\n\n")
