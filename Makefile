@@ -22,10 +22,15 @@ TORCH_INC := -isystem $(LIBTORCH)/include -isystem $(LIBTORCH)/include/torch/csr
 TORCH_LIB := $(LIBTORCH)/lib
 TORCH_DEP := $(LIBTORCH)/include/ATen/ATen.h
 WITH_CUDA := $(shell test -e $(LIBTORCH)/lib/libtorch_cuda.so && echo 1)
+# c10d's Gloo process group, when this libtorch ships Gloo's headers
+DIST_CXX := $(if $(wildcard $(LIBTORCH)/include/gloo/algorithm.h),-DOSV_DIST)
 else
 TORCH_INC := -isystem /usr/include/torch/csrc/api/include
 TORCH_LIB := /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 TORCH_DEP := /usr/include/ATen/ATen.h
+# Debian's libtorch has c10d with Gloo; its headers come with libgloo-dev
+GLOO_DEP := /usr/include/gloo/algorithm.h
+DIST_CXX := -DOSV_DIST
 endif
 
 CUDA_HOME ?= /usr/local/cuda
@@ -36,7 +41,7 @@ GOTAGS := -tags cuda
 endif
 
 CGOTORCH := $(BUILD)/gotorch/libcgotorch.so
-CXXFLAGS_ALL := -std=c++17 $(TORCH_INC) $(CUDA_CXX)
+CXXFLAGS_ALL := -std=c++17 $(TORCH_INC) $(CUDA_CXX) $(DIST_CXX)
 LDFLAGS_ALL := -L$(BUILD)/gotorch -Wl,-rpath,$(BUILD)/gotorch -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB) $(CUDA_LD)
 
 export CGO_ENABLED := 1
@@ -61,7 +66,12 @@ $(FFMPEG_BIN):
 endif
 endif
 
-deps: $(CGOTORCH) | $(FFMPEG_BIN)
+deps: $(CGOTORCH) $(GLOO_DEP) | $(FFMPEG_BIN)
+
+ifdef GLOO_DEP
+$(GLOO_DEP):
+	$(call apt_install,libgloo-dev)
+endif
 
 $(TORCH_DEP):
 ifdef LIBTORCH

@@ -16,6 +16,7 @@ extern "C" {
 
 typedef struct osv_tensor osv_tensor;
 typedef struct osv_generator osv_generator;
+typedef struct osv_group osv_group;
 
 #define OSV_MAX_DIMS 16
 
@@ -139,6 +140,16 @@ typedef struct osv_event osv_event;
 char* osv_cuda_event_record(int dev_index, osv_event** out);
 char* osv_cuda_event_elapsed(osv_event* start, osv_event* end, double* ms);
 void osv_cuda_event_free(osv_event* e);
+
+// Data-parallel collectives (dist.cc): a c10d Gloo process group over a
+// TCPStore rendezvous at addr:port (rank 0 serves it). Tensors may live on
+// any device; they are reduced as float32 on the host, in place.
+int osv_dist_built(void);
+char* osv_dist_init(const char* addr, int port, int rank, int world, int64_t timeout_ms, osv_group** out);
+void osv_dist_free(osv_group* g);
+char* osv_dist_allreduce_mean(osv_group* g, osv_tensor** ts, int n);
+char* osv_dist_broadcast(osv_group* g, osv_tensor** ts, int n, int root);
+char* osv_dist_barrier(osv_group* g);
 
 #ifdef __cplusplus
 }

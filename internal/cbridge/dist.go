@@ -1,0 +1,42 @@
+package cbridge
+
+// #include <stdlib.h>
+// #include "cbridge.h"
+import "C"
+
+import "unsafe"
+
+// Group is a c10d process group handle.
+type Group struct{ p *C.osv_group }
+
+// DistBuilt reports whether the bridge was built with c10d and Gloo.
+func DistBuilt() bool { return C.osv_dist_built() != 0 }
+
+// DistInit joins a world of size world as rank through a TCPStore at
+// addr:port (rank 0 serves it); timeoutMS bounds the rendezvous and every
+// collective.
+func DistInit(addr string, port, rank, world int, timeoutMS int64) (Group, error) {
+	ca := C.CString(addr)
+	defer C.free(unsafe.Pointer(ca))
+	var g *C.osv_group
+	err := status(C.osv_dist_init(ca, C.int(port), C.int(rank), C.int(world), C.int64_t(timeoutMS), &g))
+	return Group{g}, err
+}
+
+// Free leaves the group.
+func (g Group) Free() { C.osv_dist_free(g.p) }
+
+// AllReduceMean replaces each tensor with its mean over the ranks.
+func (g Group) AllReduceMean(ts []Tensor) error {
+	h := handles(ts)
+	return status(C.osv_dist_allreduce_mean(g.p, first(h), C.int(len(h))))
+}
+
+// Broadcast copies root's tensors into every rank's.
+func (g Group) Broadcast(ts []Tensor, root int) error {
+	h := handles(ts)
+	return status(C.osv_dist_broadcast(g.p, first(h), C.int(len(h)), C.int(root)))
+}
+
+// Barrier waits for every rank.
+func (g Group) Barrier() error { return status(C.osv_dist_barrier(g.p)) }

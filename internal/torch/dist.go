@@ -1,0 +1,144 @@
+package torch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	cb "github.com/onestepvideo/osv-go/internal/cbridge"
+)
+
+// DistConfig says where a rank sits in a data-parallel world and how to
+// meet the others: c10d's TCPStore at Addr:Port, served by rank 0.
+type DistConfig struct {
+	Addr      string        // MASTER_ADDR (default 127.0.0.1)
+	Port      int           // MASTER_PORT (default 29500)
+	Rank      int           // RANK
+	World     int           // WORLD_SIZE
+	LocalRank int           // LOCAL_RANK: the GPU this rank uses (default Rank)
+	Timeout   time.Duration // rendezvous and every collective; a dead peer becomes an error after it
+}
+
+// DistConfigFromEnv reads the usual launcher variables (RANK, WORLD_SIZE,
+// LOCAL_RANK, MASTER_ADDR, MASTER_PORT). ok is false when WORLD_SIZE is
+// not set: a single process.
+func DistConfigFromEnv(timeout time.Duration) (c DistConfig, ok bool, err error) {
+	ws := os.Getenv("WORLD_SIZE")
+	if ws == "" {
+		return c, false, nil
+	}
+	num := func(key, def string) (int, error) {
+		v := os.Getenv(key)
+		if v == "" {
+			v = def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("distributed: %s=%q is not an integer", key, v)
+		}
+		return n, nil
+	}
+	c = DistConfig{Addr: os.Getenv("MASTER_ADDR"), Timeout: timeout}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1"
+	}
+	if c.World, err = num("WORLD_SIZE", ""); err != nil {
+		return c, false, err
+	}
+	if c.Rank, err = num("RANK", ""); err != nil {
+		return c, false, err
+	}
+	if c.LocalRank, err = num("LOCAL_RANK", strconv.Itoa(c.Rank)); err != nil {
+		return c, false, err
+	}
+	if c.Port, err = num("MASTER_PORT", "29500"); err != nil {
+		return c, false, err
+	}
+	return c, true, nil
+}
+
+// ProcessGroup is this process's membership of a data-parallel world
+// (c10d's Gloo process group). Collectives block until every rank has
+// joined them, or fail after the timeout.
+type ProcessGroup struct {
+	Config DistConfig
+	g      cb.Group
+	closed bool
+}
+
+// DistributedBuilt reports whether this build has c10d's Gloo backend.
+func DistributedBuilt() bool { return cb.DistBuilt() }
+
+// NewProcessGroup joins the world c describes; it returns once every rank
+// has (or fails after c.Timeout).
+func NewProcessGroup(c DistConfig) (*ProcessGroup, error) {
+	switch {
+	case c.World < 1:
+		return nil, fmt.Errorf("distributed: world size %d must be at least 1", c.World)
+	case c.Rank < 0 || c.Rank >= c.World:
+		return nil, fmt.Errorf("distributed: rank %d is outside a world of %d", c.Rank, c.World)
+	case c.Port < 1 || c.Port > 65535:
+		return nil, fmt.Errorf("distributed: port %d is out of range", c.Port)
+	case c.Timeout <= 0:
+		return nil, errors.New("distributed: the timeout must be positive")
+	}
+	g, err := cb.DistInit(c.Addr, c.Port, c.Rank, c.World, c.Timeout.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("distributed: rank %d of %d at %s:%d: %w", c.Rank, c.World, c.Addr, c.Port, err)
+	}
+	return &ProcessGroup{Config: c, g: g}, nil
+}
+
+func (p *ProcessGroup) check() error {
+	if p == nil || p.closed {
+		return errors.New("distributed: the process group is closed")
+	}
+	return nil
+}
+
+// AllReduceMean replaces each tensor, in place, with its mean over the
+// ranks (reduced in float32, in buckets).
+func (p *ProcessGroup) AllReduceMean(ts []*Tensor) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	if err := p.g.AllReduceMean(handlesOf(ts)); err != nil {
+		return fmt.Errorf("distributed: all-reduce on rank %d: %w", p.Config.Rank, err)
+	}
+	return nil
+}
+
+// Broadcast copies root's tensors, in place, into every rank's.
+func (p *ProcessGroup) Broadcast(ts []*Tensor, root int) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	if root < 0 || root >= p.Config.World {
+		return fmt.Errorf("distributed: broadcast root %d is outside a world of %d", root, p.Config.World)
+	}
+	if err := p.g.Broadcast(handlesOf(ts), root); err != nil {
+		return fmt.Errorf("distributed: broadcast on rank %d: %w", p.Config.Rank, err)
+	}
+	return nil
+}
+
+// Barrier returns when every rank has reached it.
+func (p *ProcessGroup) Barrier() error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	if err := p.g.Barrier(); err != nil {
+		return fmt.Errorf("distributed: barrier on rank %d: %w", p.Config.Rank, err)
+	}
+	return nil
+}
+
+// Close leaves the group. It is safe to call twice.
+func (p *ProcessGroup) Close() {
+	if p != nil && !p.closed {
+		p.closed = true
+		p.g.Free()
+	}
+}

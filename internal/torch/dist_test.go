@@ -1,0 +1,165 @@
+package torch
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// distChild is the environment variable that makes this test binary act
+// as one rank of a world started by a test.
+const distChild = "OSV_DIST_TEST_CHILD"
+
+// TestDistRank runs only inside a child process: one rank of a Gloo world.
+func TestDistRank(t *testing.T) {
+	mode := os.Getenv(distChild)
+	if mode == "" {
+		t.Skip("runs as a child rank of TestDist*")
+	}
+	c, ok, err := DistConfigFromEnv(3 * time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	p, err := NewProcessGroup(c)
+	require.NoError(t, err)
+	defer p.Close()
+	s := NewScope()
+	defer s.Close()
+	r := float32(c.Rank)
+	switch mode {
+	case "collectives":
+		// Rank r holds r+1 and r·[1, 2, 3]; the mean over ranks 0..n−1 is
+		// (n+1)/2 and (n−1)/2·[1, 2, 3].
+		a, err := FromFloat32(s, []float32{r + 1}, []int64{1}, Float32, CPU)
+		require.NoError(t, err)
+		b, err := FromFloat32(s, []float32{r, 2 * r, 3 * r}, []int64{3}, Float32, CPU)
+		require.NoError(t, err)
+		require.NoError(t, p.AllReduceMean([]*Tensor{a, b}))
+		n := float32(c.World)
+		av, _ := a.Float32s()
+		bv, _ := b.Float32s()
+		require.Equal(t, []float32{(n + 1) / 2}, av)
+		m := (n - 1) / 2
+		require.Equal(t, []float32{m, 2 * m, 3 * m}, bv)
+		// Broadcast from the last rank.
+		x, err := FromFloat32(s, []float32{r, -r}, []int64{2}, Float32, CPU)
+		require.NoError(t, err)
+		require.NoError(t, p.Broadcast([]*Tensor{x}, c.World-1))
+		xv, _ := x.Float32s()
+		require.Equal(t, []float32{n - 1, 1 - n}, xv)
+		require.NoError(t, p.Barrier())
+		fmt.Println("rank", c.Rank, "ok")
+	case "dead-peer", "stuck-peer":
+		require.NoError(t, p.Barrier())
+		if c.Rank == 1 {
+			if mode == "stuck-peer" {
+				time.Sleep(5 * time.Second) // alive, but never joins
+			}
+			os.Exit(0) // leaves without a word
+		}
+		time.Sleep(200 * time.Millisecond)
+		a, err := FromFloat32(s, []float32{1}, []int64{1}, Float32, CPU)
+		require.NoError(t, err)
+		start := time.Now()
+		err = p.AllReduceMean([]*Tensor{a})
+		require.Error(t, err)
+		fmt.Printf("rank 0 error after %.1fs: %v\n", time.Since(start).Seconds(), strings.SplitN(err.Error(), "\n", 2)[0])
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startWorld runs n child ranks in mode and returns their outputs.
+func startWorld(t *testing.T, n int, mode string) ([]string, []error) {
+	port := freePort(t)
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]*strings.Builder, n)
+	for r := range n {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDistRank$", "-test.v")
+		cmd.Env = append(os.Environ(), distChild+"="+mode, "RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(n),
+			"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
+		outs[r] = &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = outs[r], outs[r]
+		require.NoError(t, cmd.Start())
+		cmds[r] = cmd
+	}
+	errs := make([]error, n)
+	texts := make([]string, n)
+	for r, cmd := range cmds {
+		errs[r] = cmd.Wait()
+		texts[r] = outs[r].String()
+	}
+	return texts, errs
+}
+
+// Two and three processes on loopback reduce, broadcast and meet at a
+// barrier through c10d's Gloo group.
+func TestDistCollectives(t *testing.T) {
+	if !DistributedBuilt() {
+		t.Skip("this build has no c10d/Gloo")
+	}
+	for _, n := range []int{2, 3} {
+		outs, errs := startWorld(t, n, "collectives")
+		for r := range n {
+			require.NoError(t, errs[r], "rank %d:\n%s", r, outs[r])
+			require.Contains(t, outs[r], fmt.Sprintf("rank %d ok", r))
+		}
+	}
+}
+
+// A rank that dies makes the survivor's next collective fail with an
+// error within the timeout, not hang.
+func TestDistDeadPeer(t *testing.T) {
+	if !DistributedBuilt() {
+		t.Skip("this build has no c10d/Gloo")
+	}
+	start := time.Now()
+	outs, errs := startWorld(t, 2, "dead-peer")
+	require.NoError(t, errs[0], "rank 0:\n%s", outs[0])
+	require.Contains(t, outs[0], "rank 0 error after")
+	t.Log(strings.TrimSpace(outs[0][strings.Index(outs[0], "rank 0 error"):]))
+	require.Less(t, time.Since(start), 30*time.Second)
+}
+
+// A rank that stays alive but never joins the collective makes it fail
+// after the group's timeout (3 s here).
+func TestDistStuckPeer(t *testing.T) {
+	if !DistributedBuilt() {
+		t.Skip("this build has no c10d/Gloo")
+	}
+	outs, errs := startWorld(t, 2, "stuck-peer")
+	require.NoError(t, errs[0], "rank 0:\n%s", outs[0])
+	i := strings.Index(outs[0], "rank 0 error after ")
+	require.GreaterOrEqual(t, i, 0, outs[0])
+	var secs float64
+	_, err := fmt.Sscanf(outs[0][i:], "rank 0 error after %fs", &secs)
+	require.NoError(t, err)
+	t.Log(strings.TrimSpace(outs[0][i:]))
+	require.InDelta(t, 3, secs, 1.5, "the collective should fail at the timeout")
+}
+
+func TestDistConfig(t *testing.T) {
+	t.Setenv("WORLD_SIZE", "")
+	_, ok, err := DistConfigFromEnv(time.Second)
+	require.NoError(t, err)
+	require.False(t, ok)
+	t.Setenv("WORLD_SIZE", "2")
+	t.Setenv("RANK", "x")
+	_, _, err = DistConfigFromEnv(time.Second)
+	require.ErrorContains(t, err, "RANK")
+	_, err = NewProcessGroup(DistConfig{Addr: "127.0.0.1", Port: 1234, Rank: 2, World: 2, Timeout: time.Second})
+	require.ErrorContains(t, err, "rank 2 is outside a world of 2")
+	_, err = NewProcessGroup(DistConfig{Addr: "127.0.0.1", Port: 0, Rank: 0, World: 1, Timeout: time.Second})
+	require.ErrorContains(t, err, "port")
+}
