@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 
 	"github.com/onestepvideo/osv-go/discriminator"
 	"github.com/onestepvideo/osv-go/internal/nn"
@@ -57,6 +58,13 @@ type Trainer struct {
 	// the discriminator judges pixels (its Config.PixelInput): the ablation
 	// of OSV's latent discriminator.
 	Decode func(s *torch.Scope, latents *torch.Tensor) *torch.Tensor
+	// Group, when set, makes the trainer one rank of a data-parallel
+	// world: every rank steps on its own batch of the same size, its noise
+	// is its slice of noise drawn for the whole world's batch (so the world
+	// reproduces one process with the combined batch), and the gradients
+	// are averaged over the ranks before clipping. Start every rank from
+	// the same state (same seed, or Broadcast). Metrics are this rank's.
+	Group *torch.ProcessGroup
 
 	ema        []*torch.Tensor // θ⁻, one per LoRA parameter
 	optG, optD *torch.AdamW
@@ -225,7 +233,7 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	r := rand.New(rand.NewPCG(t.Config.Seed, uint64(t.step)))
 	g := &guidedDenoiser{d: &unet.Denoiser{UNet: t.UNet}, z: b.ImageLatents, emb: b.ImageEmbeds, ids: b.AddedTimeIDs}
 	student := trainDenoiser{t, g, studentBranch}
-	noise, err := t.gen.Randn(s, b.Latents.Shape(), torch.Float32, b.Latents.Device())
+	noise, err := t.noise(s, b.Latents)
 	if err != nil {
 		return m, err
 	}
@@ -290,6 +298,41 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	return m, nil
 }
 
+// noise draws unit noise like x; in a data-parallel world, this rank's
+// slice of the noise for the whole world's batch.
+func (t *Trainer) noise(s *torch.Scope, x *torch.Tensor) (*torch.Tensor, error) {
+	shape := x.Shape()
+	if t.Group == nil || t.Group.Config.World == 1 {
+		return t.gen.Randn(s, shape, torch.Float32, x.Device())
+	}
+	b, w, r := shape[0], int64(t.Group.Config.World), int64(t.Group.Config.Rank)
+	shape[0] = b * w
+	all, err := t.gen.Randn(s, shape, torch.Float32, x.Device())
+	if err != nil {
+		return nil, err
+	}
+	return s.Slice(all, 0, r*b, (r+1)*b), nil
+}
+
+// Broadcast copies rank 0's whole training state (LoRA, EMA, the
+// discriminator, both optimisers) to every rank of t.Group.
+func (t *Trainer) Broadcast() error {
+	if t.Group == nil {
+		return nil
+	}
+	keys := make([]string, 0)
+	st := t.state()
+	for k := range st {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	ts := make([]*torch.Tensor, len(keys))
+	for i, k := range keys {
+		ts[i] = st[k]
+	}
+	return t.Group.Broadcast(ts, 0)
+}
+
 // judge is the discriminator's logits for latents x [B, F, C, h, w]: read
 // directly, or through Decode for a pixel discriminator.
 func (t *Trainer) judge(s *torch.Scope, x *torch.Tensor) []*torch.Tensor {
@@ -311,6 +354,23 @@ func (t *Trainer) update(l *torch.Tensor, params []*torch.Tensor, opt *torch.Ada
 	must(torch.ZeroGrads(params))
 	if err := torch.Backward(l); err != nil {
 		return err
+	}
+	if t.Group != nil && t.Group.Config.World > 1 {
+		s := torch.NewScope()
+		defer s.Close()
+		var grads []*torch.Tensor
+		for _, p := range params {
+			g, err := p.Grad(s)
+			if err != nil {
+				return err
+			}
+			if g != nil {
+				grads = append(grads, g)
+			}
+		}
+		if err := t.Group.AllReduceMean(grads); err != nil {
+			return err
+		}
 	}
 	n, err := torch.ClipGradNorm(params, t.Config.GradClip)
 	if err != nil {
