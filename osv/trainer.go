@@ -2,6 +2,7 @@ package osv
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -320,12 +321,8 @@ func (t *Trainer) Broadcast() error {
 	if t.Group == nil {
 		return nil
 	}
-	keys := make([]string, 0)
 	st := t.state()
-	for k := range st {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(st)) // the same order on every rank
 	ts := make([]*torch.Tensor, len(keys))
 	for i, k := range keys {
 		ts[i] = st[k]

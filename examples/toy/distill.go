@@ -138,12 +138,7 @@ func runStage(teacherDir string, wc world.Config, st stageRun, o distillOptions,
 				st.Stage, step, m.Sigma, m.LossDist, m.LossAdvG, m.LossD, time.Since(t0).Seconds())
 		}
 	}
-	if dev.CUDA {
-		torch.Synchronize(dev)
-		if mem, err := torch.CUDAMemory(dev); err == nil {
-			res.PeakGiB = float64(mem.Peak) / (1 << 30)
-		}
-	}
+	res.PeakGiB = peak(dev)
 	res.Wall = time.Since(t0)
 	if st.Checkpoint != "" {
 		if err := out.trainer.Save(st.Checkpoint); err != nil {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 )
 
 func main() {
@@ -56,17 +57,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.Quick {
 		o = o.quick()
 	}
-	o.Command = "toy " + joinArgs(args)
+	o.Command = "toy " + strings.Join(args, " ")
 	return o.run(ctx, stdout, stderr)
-}
-
-func joinArgs(args []string) string {
-	out := ""
-	for i, a := range args {
-		if i > 0 {
-			out += " "
-		}
-		out += a
-	}
-	return out
 }

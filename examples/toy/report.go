@@ -25,7 +25,7 @@ func (o *experiment) table() string {
 	return b.String()
 }
 
-// find returns the FD of the row whose name starts with prefix.
+// find returns the FD of the row with this name.
 func (o *experiment) find(name string) (float64, bool) {
 	for _, r := range o.rows {
 		if r.Name == name {
