@@ -9,7 +9,10 @@
 // peak memory; the peer numbers printed beside ours are those recorded in
 // docs/BENCHMARKS.md.
 //
-//	go run -tags cuda ./examples/bench [-cases unet,vae,clip,pipeline,disc,train] [-variants] [-json out.json]
+//	go run -tags cuda ./examples/bench [-cases unet,vae,clip,pipeline,disc,train] [-variants] [-json out.json] [-profile DIR]
+//
+// With -profile, each case runs once more under libtorch's profiler: DIR
+// gets its Chrome trace and a table of its GPU kernels by total time.
 package main
 
 import (
@@ -59,6 +62,8 @@ type bench struct {
 	frames, h, w int64
 	warmup, runs int
 	defaultSizes bool
+	profileDir   string
+	variants     bool
 	results      []Result
 }
 
@@ -83,8 +88,9 @@ func run() error {
 	trainW := flag.Int64("train-width", 576, "stage-2 training width in pixels")
 	solverSteps := flag.Int("k", 5, "stage-2 teacher solver steps")
 	cudnnBench := flag.Bool("cudnn-benchmark", true, "let cuDNN pick convolution algorithms by timing")
-	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels")
+	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels, and the VAE decoder in the NCHW layout")
 	jsonOut := flag.String("json", "", "write results as JSON to this file")
+	profile := flag.String("profile", "", "profile one more run of each case into this folder (Chrome traces and kernel summaries)")
 	flag.Parse()
 
 	dev, err := torch.ParseDevice(*device)
@@ -102,7 +108,12 @@ func run() error {
 		return err
 	}
 	b := &bench{dev: dev, dt: dt, frames: *frames, h: *height, w: *width, warmup: *warmup, runs: *runs,
-		defaultSizes: dt == torch.BFloat16 && *frames == 14 && *height == 576 && *width == 1024}
+		defaultSizes: dt == torch.BFloat16 && *frames == 14 && *height == 576 && *width == 1024, profileDir: *profile, variants: *variants}
+	if b.profileDir != "" {
+		if err := os.MkdirAll(b.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
 	groups := strings.Split(*cases, ",")
 	if slices.Contains(groups, "unet") {
 		if err := b.unet(*batches, *variants); err != nil {
@@ -131,11 +142,6 @@ func run() error {
 			p = fmt.Sprintf("%s %.0f ms", r.Peer, r.PeerMS)
 			if r.PeerGiB > 0 {
 				p += fmt.Sprintf(", %.1f GiB", r.PeerGiB)
-			}
-		}
-		if slices.Contains(groups, "train") {
-			if err := b.train(*trainH, *trainW, *solverSteps); err != nil {
-				return err
 			}
 		}
 		fmt.Printf("%-38s %10.1f %10.1f %10.2f   %s\n", r.Name, r.MedianMS, r.MinMS, r.PeakGiB, p)
@@ -190,6 +196,9 @@ func (b *bench) measure(name string, fn func() error) error {
 	}
 	b.results = append(b.results, r)
 	fmt.Fprintf(os.Stderr, "%s: median %.1f ms\n", name, r.MedianMS)
+	if b.profileDir != "" {
+		return b.profileRun(name, fn)
+	}
 	return nil
 }
 

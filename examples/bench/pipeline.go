@@ -57,10 +57,19 @@ func (b *bench) pipeline(groups []string) error {
 		if err != nil {
 			return err
 		}
-		if err := b.measure(fmt.Sprintf("vae decode %d frames", b.frames), func() error {
+		decode := func() error {
 			return scoped(func(c *torch.Scope) { v.DecodeApply(c, z, int(b.frames), int(b.frames)) })
-		}); err != nil {
+		}
+		if err := b.measure(fmt.Sprintf("vae decode %d frames", b.frames), decode); err != nil {
 			return err
+		}
+		if b.variants {
+			torch.SetLayoutMode(torch.LayoutContiguous)
+			err := b.measure(fmt.Sprintf("vae decode %d frames [nchw]", b.frames), decode)
+			torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
+			if err != nil {
+				return err
+			}
 		}
 		if err := b.measure("vae encode 1 image", func() error {
 			return scoped(func(c *torch.Scope) { v.EncodeApply(c, c.Cast(c.AddScalar(c.MulScalar(image, 2), -1), b.dt)) })

@@ -84,6 +84,20 @@ func Describe(t Tensor) (Info, error) {
 	return info, nil
 }
 
+// Strides reports a tensor's strides in elements.
+func Strides(t Tensor) ([]int64, error) {
+	var st [MaxDims]C.int64_t
+	var nd C.int
+	if err := status(C.osv_strides(t.p, &st[0], &nd)); err != nil {
+		return nil, err
+	}
+	out := make([]int64, int(nd))
+	for i := range out {
+		out[i] = int64(st[i])
+	}
+	return out, nil
+}
+
 // FromBlob copies memory laid out as a contiguous tensor of srcDType into a
 // new tensor of dtype on the given device. data may be Go or native memory;
 // it is not retained.

@@ -25,6 +25,8 @@ void osv_free(osv_tensor* t);
 int64_t osv_live(void);
 char* osv_info(osv_tensor* t, int64_t* shape, int* ndim, int* dtype, int* dev_type, int* dev_index,
                int* requires_grad);
+// strides in elements, one per dimension.
+char* osv_strides(osv_tensor* t, int64_t* strides, int* ndim);
 char* osv_version(int* major, int* minor);
 
 // Creation and transfer. dtype codes are c10::ScalarType values; dev_type 0 is
@@ -140,6 +142,11 @@ typedef struct osv_event osv_event;
 char* osv_cuda_event_record(int dev_index, osv_event** out);
 char* osv_cuda_event_elapsed(osv_event* start, osv_event* end, double* ms);
 void osv_cuda_event_free(osv_event* e);
+
+// The Kineto profiler (profile.cc): CPU operators, and CUDA kernels when
+// cuda is nonzero, from start until stop writes a Chrome trace to path.
+char* osv_profile_start(int cuda);
+char* osv_profile_stop(const char* path);
 
 // Data-parallel collectives (dist.cc): a c10d Gloo process group over a
 // TCPStore rendezvous at addr:port (rank 0 serves it). Tensors may live on

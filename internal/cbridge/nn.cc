@@ -16,14 +16,24 @@ std::atomic<int64_t> opt_short_attention{0};
 at::Tensor group_norm_split(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
                             const c10::optional<at::Tensor>& b, double eps) {
   const int64_t n = x.size(0), c = x.size(1);
+  TORCH_CHECK(x.numel() > 0, "group_norm: empty input ", x.sizes());
   TORCH_CHECK(groups > 0 && c % groups == 0, "group_norm: ", c, " channels are not divisible into ", groups,
               " groups");
-  at::Tensor xg = x.reshape({n, groups, -1});
-  const double m = static_cast<double>(xg.size(2));
+  // Channels-last input (channels innermost in memory) is viewed as
+  // [n, spatial, groups, c/groups] and reduced over dimensions 1 and 3,
+  // without a copy; otherwise as [n, groups, rest], reduced over 2.
+  std::vector<int64_t> perm{0};
+  for (int64_t d = 2; d < x.dim(); d++) perm.push_back(d);
+  perm.push_back(1);
+  at::Tensor xp = x.permute(perm);
+  const bool last = !x.is_contiguous() && xp.is_contiguous();
+  at::Tensor xg = last ? xp.view({n, -1, groups, c / groups}) : x.reshape({n, groups, -1});
+  std::vector<int64_t> red = last ? std::vector<int64_t>{1, 3} : std::vector<int64_t>{2};
+  const double m = static_cast<double>(x.numel() / (n * groups));
   auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   // Out of place throughout: autograd may have saved any of these.
-  at::Tensor mean = at::sum(xg, {2}, false, acc) / m;
-  at::Tensor sq = at::linalg_vector_norm(xg, 2, at::IntArrayRef{2}, false, acc);
+  at::Tensor mean = at::sum(xg, red, false, acc) / m;
+  at::Tensor sq = at::linalg_vector_norm(xg, 2, red, false, acc);
   at::Tensor var = at::clamp_min(sq * sq / m - mean * mean, 0);
   at::Tensor scale = at::rsqrt(var + eps).repeat_interleave(c / groups, 1);  // [n, c]
   at::Tensor shift = -(mean.repeat_interleave(c / groups, 1) * scale);

@@ -27,6 +27,11 @@ char* osv_unary(int op, osv_tensor* a, osv_tensor** out) {
     case 15: y = at::square(x); break;
     case 16: y = x.detach(); break;
     case 17: y = at::gelu(x, "tanh"); break;
+    case 18:
+      if (x.dim() != 4 && x.dim() != 5)
+        throw std::invalid_argument("channels-last layout: want a 4-d or 5-d tensor, got " + std::to_string(x.dim()) + "-d");
+      y = x.contiguous(x.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d);
+      break;
     default: throw std::invalid_argument("unknown unary op " + std::to_string(op));
   }
   *out = osv::wrap(std::move(y));

@@ -26,6 +26,7 @@ const (
 	OpSquare
 	OpDetach
 	OpGELUTanh
+	OpChannelsLast
 )
 
 // Binary op codes.

@@ -1,7 +1,10 @@
 package cbridge
 
+// #include <stdlib.h>
 // #include "cbridge.h"
 import "C"
+
+import "unsafe"
 
 // SetTF32 allows or forbids TF32 in CUDA matrix products and convolutions.
 func SetTF32(enabled bool) error {
@@ -82,4 +85,20 @@ func GetOption(key int) (int64, error) {
 	var v C.int64_t
 	err := status(C.osv_get_option(C.int(key), &v))
 	return int64(v), err
+}
+
+// ProfileStart starts libtorch's profiler (with CUDA kernels when cuda).
+func ProfileStart(cuda bool) error {
+	c := C.int(0)
+	if cuda {
+		c = 1
+	}
+	return status(C.osv_profile_start(c))
+}
+
+// ProfileStop stops the profiler and writes its Chrome trace to path.
+func ProfileStop(path string) error {
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	return status(C.osv_profile_stop(cp))
 }

@@ -42,6 +42,17 @@ char* osv_info(osv_tensor* t, int64_t* shape, int* ndim, int* dtype, int* dev_ty
   OSV_CATCH
 }
 
+char* osv_strides(osv_tensor* t, int64_t* strides, int* ndim) {
+  OSV_TRY
+  const at::Tensor& x = osv::ref(t);
+  if (!x.defined()) throw std::invalid_argument("undefined tensor");
+  const int64_t n = x.dim();
+  if (n > OSV_MAX_DIMS) throw std::invalid_argument("tensor has more than 16 dimensions");
+  for (int64_t i = 0; i < n; i++) strides[i] = x.stride(i);
+  *ndim = static_cast<int>(n);
+  OSV_CATCH
+}
+
 char* osv_from_blob(void* data, const int64_t* shape, int ndim, int src_dtype, int dtype, int dev_type,
                     int dev_index, osv_tensor** out) {
   OSV_TRY

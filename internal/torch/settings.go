@@ -2,6 +2,7 @@ package torch
 
 import (
 	"sort"
+	"sync/atomic"
 
 	cb "github.com/onestepvideo/osv-go/internal/cbridge"
 	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
@@ -95,3 +96,33 @@ func GroupNormModeNow() (GroupNormMode, error) {
 // SetShortAttention makes attention on CUDA use the math formulation for
 // sequences of at most n tokens (0, the default: fused kernels always).
 func SetShortAttention(n int64) error { return cb.SetOption(cb.OptShortAttention, n) }
+
+// LayoutMode selects the memory layout of convolutional activations.
+type LayoutMode int32
+
+// Layout modes.
+const (
+	LayoutContiguous       LayoutMode = 0 // NCHW everywhere
+	LayoutChannelsLastCUDA LayoutMode = 1 // channels-last on CUDA, NCHW on the CPU
+	LayoutChannelsLast     LayoutMode = 2 // channels-last on every device
+)
+
+var layoutMode atomic.Int32
+
+func init() { layoutMode.Store(int32(LayoutChannelsLastCUDA)) }
+
+// SetLayoutMode chooses, for the whole process, where the models that
+// support it (the VAE decoder) run in the channels-last layout.
+func SetLayoutMode(m LayoutMode) { layoutMode.Store(int32(m)) }
+
+// ChannelsLastOn reports whether the layout mode puts activations on dev
+// in the channels-last layout.
+func ChannelsLastOn(dev Device) bool {
+	switch LayoutMode(layoutMode.Load()) {
+	case LayoutChannelsLast:
+		return true
+	case LayoutChannelsLastCUDA:
+		return dev.CUDA
+	}
+	return false
+}

@@ -71,6 +71,15 @@ func (t *Tensor) describe() *cbridge.Info {
 // Shape is the tensor's shape (a copy).
 func (t *Tensor) Shape() []int64 { return append([]int64(nil), t.describe().Shape...) }
 
+// Strides are the tensor's strides in elements, one per dimension.
+func (t *Tensor) Strides() []int64 {
+	st, err := cbridge.Strides(t.handle())
+	if err != nil {
+		fail("strides", err)
+	}
+	return st
+}
+
 // Dim is the rank.
 func (t *Tensor) Dim() int { return len(t.describe().Shape) }
 

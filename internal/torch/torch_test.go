@@ -245,3 +245,43 @@ func TestBackward(t *testing.T) {
 		require.InDelta(t, 0, v, 1e-3)
 	}
 }
+
+// GroupNorm's split statistics read channels-last input (4-d and 5-d) in
+// place and keep the layout; the values equal libtorch's group_norm.
+func TestGroupNormChannelsLast(t *testing.T) {
+	mode, err := GroupNormModeNow()
+	require.NoError(t, err)
+	require.NoError(t, SetGroupNormMode(GroupNormSplitAlways))
+	defer SetGroupNormMode(mode)
+	g, err := NewGenerator(3)
+	require.NoError(t, err)
+	defer g.Close()
+	s := NewScope()
+	defer s.Close()
+	for _, shape := range [][]int64{{2, 8, 5, 3}, {2, 8, 3, 5, 4}} {
+		x, err := g.Randn(s, shape, Float32, CPU)
+		require.NoError(t, err)
+		w, err := g.Randn(s, []int64{8}, Float32, CPU)
+		require.NoError(t, err)
+		b, err := g.Randn(s, []int64{8}, Float32, CPU)
+		require.NoError(t, err)
+		x = s.AddScalar(s.MulScalar(x, 3), 5) // a mean and scale to remove
+		cl := s.ChannelsLast(x)
+		require.Equal(t, int64(1), cl.Strides()[1], "channels innermost")
+		got := s.GroupNorm(cl, 4, w, b, 1e-5)
+		require.Equal(t, cl.Strides(), got.Strides(), "the output keeps the layout")
+		require.NoError(t, SetGroupNormMode(GroupNormNative))
+		want := vals(t, s.GroupNorm(x, 4, w, b, 1e-5))
+		require.NoError(t, SetGroupNormMode(GroupNormSplitAlways))
+		gv := vals(t, s.Contiguous(got))
+		for i := range want {
+			require.InDelta(t, want[i], gv[i], 1e-4, "%v element %d", shape, i)
+		}
+	}
+	_, err = func() (_ *Tensor, err error) {
+		defer Recover(&err)
+		x, _ := FromFloat32(s, []float32{1, 2}, []int64{2}, Float32, CPU)
+		return s.ChannelsLast(x), nil
+	}()
+	require.ErrorContains(t, err, "want a 4-d or 5-d tensor")
+}

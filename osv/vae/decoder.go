@@ -64,11 +64,18 @@ func newTemporalDecoder(ps *nn.Params, cfg Config) *temporalDecoder {
 }
 
 // forward decodes z [B·F, latent, h, w], clips of frames consecutive
-// frames, to [B·F, out, h·d, w·d].
+// frames, to [B·F, out, h·d, w·d]. Where torch.ChannelsLastOn says so, the
+// activations are channels-last throughout: the convolutions then need no
+// layout transposes, and the temporal blocks' [B, C, F, H, W] views are
+// already the NDHWC layout their (3, 1, 1) convolutions want.
 func (d *temporalDecoder) forward(s *torch.Scope, z *torch.Tensor, frames int64) *torch.Tensor {
 	defer torch.Annotate("decoder")
 	c := s.Child()
 	defer c.Close()
+	last := torch.ChannelsLastOn(z.Device())
+	if last {
+		z = c.ChannelsLast(z)
+	}
 	x := d.convIn.Forward(c, z)
 	y := d.mid.forward(c, x, frames)
 	c.Drop(x)
@@ -88,7 +95,11 @@ func (d *temporalDecoder) forward(s *torch.Scope, z *torch.Tensor, frames int64)
 	bf, ch, h, w := x.Size(0), x.Size(1), x.Size(2), x.Size(3)
 	clips := c.Permute(c.Reshape(x, bf/frames, frames, ch, h, w), 0, 2, 1, 3, 4) // [B, C, F, H, W]
 	t := d.timeConvOut.Forward(c, clips)
-	return c.Keep(c.Reshape(c.Permute(t, 0, 2, 1, 3, 4), bf, ch, h, w))
+	out := c.Reshape(c.Permute(t, 0, 2, 1, 3, 4), bf, ch, h, w)
+	if last {
+		out = c.Contiguous(out)
+	}
+	return c.Keep(out)
 }
 
 // midBlockTemporal is MidBlockTemporalDecoder: layers_per_block residual

@@ -85,3 +85,37 @@ func TestParityVAE(t *testing.T) {
 		require.LessOrEqual(t, rel, 1e-4, c.name)
 	}
 }
+
+// The channels-last decoder (the CUDA default) against the fixture on any
+// device, with GroupNorm's split statistics reading the layout directly.
+func TestParityDecodeChannelsLast(t *testing.T) {
+	require.NoError(t, torch.SetTF32(false))
+	gn, err := torch.GroupNormModeNow()
+	require.NoError(t, err)
+	torch.SetLayoutMode(torch.LayoutChannelsLast)
+	require.NoError(t, torch.SetGroupNormMode(torch.GroupNormSplitAlways))
+	t.Cleanup(func() {
+		torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
+		require.NoError(t, torch.SetGroupNormMode(gn))
+	})
+	m := loadModel(t)
+	s := torch.NewScope()
+	defer s.Close()
+	tc := loadCase(t, s)
+	var dec *torch.Tensor
+	run(t, func() { dec = m.DecodeApply(s, tc.in["decode_in"], tc.numFrames, int(tc.in["decode_in"].Size(0))) })
+	rel := relErr(t, dec, tc.in["decode_out"])
+	t.Logf("channels-last decode %v on %s: relative L2 error %.3g", dec.Shape(), testDevice, rel)
+	require.LessOrEqual(t, rel, 1e-4)
+	require.Equal(t, contiguousStrides(dec.Shape()), dec.Strides(), "the decoder returns the default layout")
+}
+
+func contiguousStrides(shape []int64) []int64 {
+	st := make([]int64, len(shape))
+	acc := int64(1)
+	for i := len(shape) - 1; i >= 0; i-- {
+		st[i] = acc
+		acc *= shape[i]
+	}
+	return st
+}

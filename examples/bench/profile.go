@@ -1,0 +1,113 @@
+package main
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/onestepvideo/osv-go/internal/torch"
+)
+
+// profileRun runs fn once under the profiler, keeps the trace as
+// DIR/<case>.json and writes the kernel table to DIR/<case>.txt and stderr.
+func (b *bench) profileRun(name string, fn func() error) error {
+	base := filepath.Join(b.profileDir, strings.ReplaceAll(name, " ", "_"))
+	if err := torch.Synchronize(b.dev); err != nil {
+		return err
+	}
+	if err := torch.StartProfiler(b.dev); err != nil {
+		return err
+	}
+	ferr := fn()
+	if err := torch.Synchronize(b.dev); err != nil && ferr == nil {
+		ferr = err
+	}
+	if err := torch.StopProfiler(base + ".json"); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return fmt.Errorf("%s (profiled): %w", name, ferr)
+	}
+	ks, err := kernelTimes(base + ".json")
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(base + ".txt")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	writeKernelTable(io.MultiWriter(f, os.Stderr), name, ks, 30)
+	return nil
+}
+
+// kernelTime is the GPU time of every launch of one kernel (or copy).
+type kernelTime struct {
+	Name     string
+	Category string
+	Calls    int
+	US       float64
+}
+
+// kernelTimes sums the durations of the trace's device events by name.
+func kernelTimes(path string) ([]kernelTime, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var trace struct {
+		Events []struct {
+			Name string  `json:"name"`
+			Cat  string  `json:"cat"`
+			Ph   string  `json:"ph"`
+			Dur  float64 `json:"dur"`
+		} `json:"traceEvents"`
+	}
+	if err := json.Unmarshal(b, &trace); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	by := map[string]*kernelTime{}
+	for _, e := range trace.Events {
+		if e.Ph != "X" || (e.Cat != "kernel" && e.Cat != "gpu_memcpy" && e.Cat != "gpu_memset") {
+			continue
+		}
+		k := by[e.Name]
+		if k == nil {
+			k = &kernelTime{Name: e.Name, Category: e.Cat}
+			by[e.Name] = k
+		}
+		k.Calls++
+		k.US += e.Dur
+	}
+	var ks []kernelTime
+	for _, k := range by {
+		ks = append(ks, *k)
+	}
+	slices.SortFunc(ks, func(a, b kernelTime) int { return cmp.Compare(b.US, a.US) })
+	return ks, nil
+}
+
+// writeKernelTable prints the top kernels with their share of the total.
+func writeKernelTable(w io.Writer, name string, ks []kernelTime, top int) {
+	total := 0.0
+	for _, k := range ks {
+		total += k.US
+	}
+	fmt.Fprintf(w, "%s: %.1f ms of GPU time in %d kinds of kernel\n", name, total/1000, len(ks))
+	fmt.Fprintf(w, "%10s %6s %7s  %s\n", "ms", "share", "calls", "kernel")
+	for i, k := range ks {
+		if i == top {
+			break
+		}
+		n := k.Name
+		if len(n) > 150 {
+			n = n[:150] + "…"
+		}
+		fmt.Fprintf(w, "%10.2f %5.1f%% %7d  %s\n", k.US/1000, 100*k.US/max(total, 1e-9), k.Calls, n)
+	}
+}

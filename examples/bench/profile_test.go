@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestKernelTimesSumsDeviceEventsByName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": [
+		{"ph": "X", "cat": "kernel", "name": "gemm", "dur": 10},
+		{"ph": "X", "cat": "kernel", "name": "silu", "dur": 4},
+		{"ph": "X", "cat": "kernel", "name": "gemm", "dur": 30.5},
+		{"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy HtoD", "dur": 2},
+		{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "dur": 100},
+		{"ph": "f", "cat": "kernel", "name": "gemm"}
+	]}`), 0o644))
+	ks, err := kernelTimes(path)
+	require.NoError(t, err)
+	require.Equal(t, []kernelTime{
+		{Name: "gemm", Category: "kernel", Calls: 2, US: 40.5},
+		{Name: "silu", Category: "kernel", Calls: 1, US: 4},
+		{Name: "Memcpy HtoD", Category: "gpu_memcpy", Calls: 1, US: 2},
+	}, ks)
+	var out bytes.Buffer
+	writeKernelTable(&out, "case", ks, 2)
+	require.Contains(t, out.String(), "case: 0.0 ms of GPU time in 3 kinds of kernel")
+	require.Contains(t, out.String(), "87.1%")
+	require.NotContains(t, out.String(), "Memcpy", "only the top rows")
+
+	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": [`), 0o644))
+	_, err = kernelTimes(path)
+	require.ErrorContains(t, err, path)
+}
