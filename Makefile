@@ -17,32 +17,50 @@ GOTORCH := github.com/wangkuiyi/gotorch
 FUZZTIME ?= 10s
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
+CUDA_HOME ?= /usr/local/cuda
+
 ifdef LIBTORCH
 TORCH_INC := -isystem $(LIBTORCH)/include -isystem $(LIBTORCH)/include/torch/csrc/api/include
 TORCH_LIB := $(LIBTORCH)/lib
 TORCH_DEP := $(LIBTORCH)/include/ATen/ATen.h
 WITH_CUDA := $(shell test -e $(LIBTORCH)/lib/libtorch_cuda.so && echo 1)
-# c10d's Gloo process group, when this libtorch ships Gloo's headers
-DIST_CXX := $(if $(wildcard $(LIBTORCH)/include/gloo/algorithm.h),-DOSV_DIST)
+# c10d's process groups: Gloo when this libtorch ships Gloo's headers;
+# NCCL (CUDA builds, OSV_NCCL=0 leaves it out) when it ships c10d's NCCL
+# header and nccl.h is found (PyTorch's wheels take it from the nvidia-nccl
+# package beside torch/).
+OSV_NCCL ?= 1
+NCCL_H := $(firstword $(wildcard $(NCCL_HOME)/include/nccl.h $(LIBTORCH)/../nvidia/nccl/include/nccl.h \
+  $(LIBTORCH)/../nvidia/*/include/nccl.h $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
+DIST_CXX := $(if $(wildcard $(LIBTORCH)/include/gloo/algorithm.h),-DOSV_DIST_GLOO)
+ifeq ($(OSV_NCCL)$(if $(wildcard $(LIBTORCH)/lib/libtorch_cuda.so),1),11)
+ifneq ($(and $(NCCL_H),$(wildcard $(LIBTORCH)/include/torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp)),)
+DIST_CXX += -DOSV_DIST_NCCL -isystem $(dir $(NCCL_H))
+endif
+endif
 else
 TORCH_INC := -isystem /usr/include/torch/csrc/api/include
 TORCH_LIB := /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 TORCH_DEP := /usr/include/ATen/ATen.h
 # Debian's libtorch has c10d with Gloo; its headers come with libgloo-dev
 GLOO_DEP := /usr/include/gloo/algorithm.h
-DIST_CXX := -DOSV_DIST
+DIST_CXX := -DOSV_DIST_GLOO
 endif
 
-CUDA_HOME ?= /usr/local/cuda
 ifeq ($(WITH_CUDA),1)
-CUDA_CXX := -DWITH_CUDA -DOSV_CUDA -I$(CUDA_HOME)/include
+CUDA_CXX := -DWITH_CUDA -DOSV_CUDA -DOSV_CUDA_KERNELS -I$(CUDA_HOME)/include
 CUDA_LD := -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
 GOTAGS := -tags cuda
+# The bridge's fused kernels (internal/cbridge/kernels.cu), built by nvcc
+# for the GPUs of this machine (NVCC_ARCH) into a shared library.
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+NVCC_ARCH ?= -arch=native
+KERNELS := $(BUILD)/kernels/libosvkernels.so
+KERNELS_LD := -L$(BUILD)/kernels -Wl,-rpath,$(BUILD)/kernels -losvkernels
 endif
 
 CGOTORCH := $(BUILD)/gotorch/libcgotorch.so
 CXXFLAGS_ALL := -std=c++17 $(TORCH_INC) $(CUDA_CXX) $(DIST_CXX)
-LDFLAGS_ALL := -L$(BUILD)/gotorch -Wl,-rpath,$(BUILD)/gotorch -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB) $(CUDA_LD)
+LDFLAGS_ALL := -L$(BUILD)/gotorch -Wl,-rpath,$(BUILD)/gotorch -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB) $(CUDA_LD) $(KERNELS_LD)
 
 export CGO_ENABLED := 1
 export CGO_CXXFLAGS := $(CXXFLAGS_ALL)
@@ -66,7 +84,14 @@ $(FFMPEG_BIN):
 endif
 endif
 
-deps: $(CGOTORCH) $(GLOO_DEP) | $(FFMPEG_BIN)
+deps: $(CGOTORCH) $(KERNELS) $(GLOO_DEP) | $(FFMPEG_BIN)
+
+ifdef KERNELS
+$(KERNELS): internal/cbridge/kernels.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -std=c++17 $(NVCC_ARCH) -cudart shared -Xcompiler -fPIC -shared -o $@.tmp $<
+	mv $@.tmp $@
+endif
 
 ifdef GLOO_DEP
 $(GLOO_DEP):

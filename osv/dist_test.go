@@ -92,7 +92,7 @@ func TestDistTrainerRank(t *testing.T) {
 // agree to float32 rounding, the weights after 3 stage-2 steps to 2%, and
 // the two ranks hold identical state throughout.
 func TestDataParallelMatchesOneProcess(t *testing.T) {
-	if !torch.DistributedBuilt() || testDevice.CUDA {
+	if !torch.DistributedBuilt(torch.Gloo) || testDevice.CUDA {
 		t.Skip("needs c10d/Gloo; compared on the CPU")
 	}
 	dir := t.TempDir()

@@ -182,10 +182,8 @@ func (m *Model) Apply(s *torch.Scope, sample, timestep, context, timeIDs *torch.
 		c.Drop(used...)
 		x = y
 	}
-	n := m.convNormOut.Forward(c, x)
+	a := m.convNormOut.ForwardAct(c, x, nil, true)
 	c.Drop(x)
-	a := c.SiLU(n)
-	c.Drop(n)
 	x = m.convOut.Forward(c, a)
 	return c.Keep(c.Reshape(x, append([]int64{b, frames}, x.Shape()[1:]...)...))
 }

@@ -64,11 +64,23 @@ func (b *bench) pipeline(groups []string) error {
 			return err
 		}
 		if b.variants {
-			torch.SetLayoutMode(torch.LayoutContiguous)
-			err := b.measure(fmt.Sprintf("vae decode %d frames [nchw]", b.frames), decode)
-			torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
-			if err != nil {
-				return err
+			for _, v := range []struct {
+				name    string
+				layout  torch.LayoutMode
+				unfused bool
+			}{{"nchw", torch.LayoutContiguous, false}, {"unfused", torch.LayoutChannelsLastCUDA, true}, {"nchw, unfused", torch.LayoutContiguous, true}} {
+				torch.SetLayoutMode(v.layout)
+				if err := torch.SetFusedKernels(!v.unfused); err != nil {
+					return err
+				}
+				err := b.measure(fmt.Sprintf("vae decode %d frames [%s]", b.frames, v.name), decode)
+				torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
+				if ferr := torch.SetFusedKernels(true); err == nil {
+					err = ferr
+				}
+				if err != nil {
+					return err
+				}
 			}
 		}
 		if err := b.measure("vae encode 1 image", func() error {

@@ -16,7 +16,12 @@ import (
 // profileRun runs fn once under the profiler, keeps the trace as
 // DIR/<case>.json and writes the kernel table to DIR/<case>.txt and stderr.
 func (b *bench) profileRun(name string, fn func() error) error {
-	base := filepath.Join(b.profileDir, strings.ReplaceAll(name, " ", "_"))
+	base := filepath.Join(b.profileDir, strings.Map(func(r rune) rune {
+		if r == '-' || r == '.' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9') {
+			return r
+		}
+		return '_'
+	}, name))
 	if err := torch.Synchronize(b.dev); err != nil {
 		return err
 	}

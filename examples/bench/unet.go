@@ -25,15 +25,21 @@ func (b *bench) unet(batches string, variants bool) error {
 		name      string
 		gn        torch.GroupNormMode
 		shortAttn int64
+		unfused   bool
 	}
-	vs := []variant{{"", torch.GroupNormSplitCUDA, 0}}
+	vs := []variant{{"", torch.GroupNormSplitCUDA, 0, false}}
 	if variants {
-		vs = append(vs, variant{" [native gn]", torch.GroupNormNative, 0}, variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32})
+		vs = append(vs, variant{" [unfused]", torch.GroupNormSplitCUDA, 0, true}, variant{" [unfused, native gn]", torch.GroupNormNative, 0, true},
+			variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32, false})
 	}
 	defer torch.SetGroupNormMode(torch.GroupNormSplitCUDA)
 	defer torch.SetShortAttention(0)
+	defer torch.SetFusedKernels(true)
 	for _, v := range vs {
 		if err := torch.SetGroupNormMode(v.gn); err != nil {
+			return err
+		}
+		if err := torch.SetFusedKernels(!v.unfused); err != nil {
 			return err
 		}
 		if err := torch.SetShortAttention(v.shortAttn); err != nil {

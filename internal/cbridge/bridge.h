@@ -24,6 +24,11 @@ extern std::atomic<int64_t> live;
 // results differ in the last bits.
 void sync_threads();
 
+// group_norm is GroupNorm with the kernels the OSV_OPT_GROUP_NORM_SPLIT
+// option selects (nn.cc).
+at::Tensor group_norm(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
+                      const c10::optional<at::Tensor>& b, double eps);
+
 // dup copies a message into malloc'd memory for the Go side to free.
 inline char* dup(const char* msg) {
   size_t n = std::strlen(msg);

@@ -116,6 +116,20 @@ char* osv_interpolate(osv_tensor* x, int mode, int64_t h, int64_t w, int align_c
 char* osv_pad(osv_tensor* x, const int64_t* pads, int n, int mode, double value, osv_tensor** out);
 char* osv_pixel_shuffle(osv_tensor* x, int64_t factor, osv_tensor** out);
 
+// Fused block operations (fused.cc): one pass over memory on CUDA for
+// inference, ATen's operators otherwise. group_norm_act is
+// act(GroupNorm(x + bias)) with bias [C] or [N, C] (null: none) and act 0
+// identity, 1 SiLU; residual is x + alpha·(h + bias), bias [C] and alpha
+// one element (null: none, 1); geglu maps h [..., 2D] to
+// h[..., :D]·GELU(h[..., D:]).
+char* osv_group_norm_act(osv_tensor* x, int64_t groups, osv_tensor* w, osv_tensor* b, double eps, osv_tensor* bias,
+                         int act, osv_tensor** out);
+char* osv_residual(osv_tensor* x, osv_tensor* h, osv_tensor* bias, osv_tensor* alpha, osv_tensor** out);
+char* osv_geglu(osv_tensor* h, osv_tensor** out);
+char* osv_set_fused_kernels(int on);
+int osv_fused_kernels_built(void);
+int64_t osv_fused_kernel_launches(void);  // how many fused kernels ran
+
 // Runtime settings and devices.
 char* osv_set_tf32(int enabled);
 char* osv_set_num_threads(int n);
@@ -148,11 +162,13 @@ void osv_cuda_event_free(osv_event* e);
 char* osv_profile_start(int cuda);
 char* osv_profile_stop(const char* path);
 
-// Data-parallel collectives (dist.cc): a c10d Gloo process group over a
-// TCPStore rendezvous at addr:port (rank 0 serves it). Tensors may live on
-// any device; they are reduced as float32 on the host, in place.
-int osv_dist_built(void);
-char* osv_dist_init(const char* addr, int port, int rank, int world, int64_t timeout_ms, osv_group** out);
+// Data-parallel collectives (dist.cc): a c10d process group over a
+// TCPStore rendezvous at addr:port (rank 0 serves it). backend 0 is Gloo
+// (tensors on any device, reduced as float32 on the host), 1 is NCCL
+// (tensors on CUDA device `device`, reduced as float32 there); in place.
+int osv_dist_built(int backend);
+char* osv_dist_init(const char* addr, int port, int rank, int world, int64_t timeout_ms, int backend, int device,
+                    osv_group** out);
 void osv_dist_free(osv_group* g);
 char* osv_dist_allreduce_mean(osv_group* g, osv_tensor** ts, int n);
 char* osv_dist_broadcast(osv_group* g, osv_tensor** ts, int n, int root);

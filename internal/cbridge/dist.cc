@@ -1,24 +1,42 @@
 // dist.cc: data-parallel collectives through libtorch's c10d: a TCPStore
-// rendezvous and a Gloo process group (CPU tensors; CUDA tensors are staged
-// through the host). Built only with OSV_DIST (the Makefile defines it when
-// Gloo's headers are present); otherwise every call reports that.
+// rendezvous and a process group, Gloo (tensors reduced on the host) or
+// NCCL (tensors reduced on the rank's GPU). Each backend is built only when
+// its headers are there (the Makefile defines OSV_DIST_GLOO, OSV_DIST_NCCL);
+// otherwise asking for it reports that.
 #include "bridge.h"
 
-#ifdef OSV_DIST
+#if defined(OSV_DIST_GLOO) || defined(OSV_DIST_NCCL)
+#ifdef OSV_DIST_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO  // the header declares the Gloo group only under it
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef OSV_DIST_NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL
+#endif
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 
 namespace {
 
 struct group {
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+#ifdef OSV_DIST_GLOO
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#endif
+#ifdef OSV_DIST_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
   std::chrono::milliseconds timeout;
+  at::Device device{at::kCPU};  // where buckets are reduced
+  int size = 1;
 };
 
 group& ref_group(osv_group* g) {
@@ -26,19 +44,43 @@ group& ref_group(osv_group* g) {
   return *reinterpret_cast<group*>(g);
 }
 
+c10::intrusive_ptr<c10d::Work> allreduce(group& g, std::vector<at::Tensor>& t) {
+#ifdef OSV_DIST_NCCL
+  if (g.nccl) return g.nccl->allreduce(t);
+#endif
+#ifdef OSV_DIST_GLOO
+  if (g.gloo) return g.gloo->allreduce(t);
+#endif
+  throw std::runtime_error("process group has no backend");
+}
+
+c10::intrusive_ptr<c10d::Work> broadcast(group& g, std::vector<at::Tensor>& t, int root) {
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+#ifdef OSV_DIST_NCCL
+  if (g.nccl) return g.nccl->broadcast(t, o);
+#endif
+#ifdef OSV_DIST_GLOO
+  if (g.gloo) return g.gloo->broadcast(t, o);
+#endif
+  throw std::runtime_error("process group has no backend");
+}
+
 // wait finishes a collective or throws when it fails or outlives the
-// group's timeout (a dead or stuck peer).
+// group's timeout (a dead or stuck peer). For NCCL the wait blocks the
+// host only in blocking-wait mode, which osv_dist_init turns on.
 void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout) {
   if (!work->wait(timeout)) throw std::runtime_error("collective did not complete");
 }
 
-// Collectives run on flat float32 CPU buffers of at most this many bytes.
+// Collectives run on flat float32 buffers of at most this many bytes.
 constexpr int64_t kBucketBytes = 32 << 20;
 
 // for_buckets groups consecutive tensors into buckets and calls f with
-// each bucket's flat CPU float32 copy, then writes the result back.
+// each bucket's flat float32 copy on the group's device, then writes the
+// result back.
 template <typename F>
-void for_buckets(osv_tensor** ts, int n, F f) {
+void for_buckets(group& g, osv_tensor** ts, int n, F f) {
   int i = 0;
   while (i < n) {
     int j = i;
@@ -46,8 +88,10 @@ void for_buckets(osv_tensor** ts, int n, F f) {
     std::vector<at::Tensor> parts;
     while (j < n && (j == i || bytes + osv::ref(ts[j]).numel() * 4 <= kBucketBytes)) {
       const at::Tensor& t = osv::ref(ts[j]);
+      if (g.device.is_cuda() && t.device() != g.device)
+        throw std::invalid_argument("tensor on " + t.device().str() + " in a process group on " + g.device.str());
       bytes += t.numel() * 4;
-      parts.push_back(t.detach().reshape({-1}).to(at::kCPU, at::kFloat));
+      parts.push_back(t.detach().reshape({-1}).to(g.device, at::kFloat));
       j++;
     }
     std::vector<at::Tensor> flat{at::cat(parts)};
@@ -68,12 +112,25 @@ void for_buckets(osv_tensor** ts, int n, F f) {
 
 extern "C" {
 
-int osv_dist_built(void) { return 1; }
+int osv_dist_built(int backend) {
+#ifdef OSV_DIST_GLOO
+  if (backend == 0) return 1;
+#endif
+#ifdef OSV_DIST_NCCL
+  if (backend == 1) return 1;
+#endif
+  (void)backend;
+  return 0;
+}
 
-char* osv_dist_init(const char* addr, int port, int rank, int world, int64_t timeout_ms, osv_group** out) {
+char* osv_dist_init(const char* addr, int port, int rank, int world, int64_t timeout_ms, int backend, int device,
+                    osv_group** out) {
   OSV_TRY
   if (world < 1 || rank < 0 || rank >= world)
     throw std::invalid_argument("rank " + std::to_string(rank) + " is outside a world of " + std::to_string(world));
+  if (osv_dist_built(backend) == 0)
+    throw std::invalid_argument(std::string("this build has no c10d ") + (backend == 1 ? "NCCL" : "Gloo") +
+                                " backend");
   const auto timeout = std::chrono::milliseconds(timeout_ms);
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(port);
@@ -82,21 +139,53 @@ char* osv_dist_init(const char* addr, int port, int rank, int world, int64_t tim
   so.waitWorkers = true;
   so.timeout = timeout;
   auto store = c10::make_intrusive<c10d::TCPStore>(std::string(addr), so);
-  auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-  opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(addr));
-  auto* g = new group{c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts), timeout};
-  *out = reinterpret_cast<osv_group*>(g);
+  auto g = std::make_unique<group>();
+  g->timeout = timeout;
+  g->size = world;
+#ifdef OSV_DIST_NCCL
+  if (backend == 1) {
+    // Collectives then block the host and throw after the timeout instead
+    // of leaving a dead peer to the watchdog.
+    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
+    g->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device));
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = timeout;
+    g->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, opts);
+  }
+#endif
+#ifdef OSV_DIST_GLOO
+  if (backend == 0) {
+    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(addr));
+    g->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
+  }
+#endif
+  (void)device;
+  *out = reinterpret_cast<osv_group*>(g.release());
   OSV_CATCH
 }
 
-void osv_dist_free(osv_group* g) { delete reinterpret_cast<group*>(g); }
+void osv_dist_free(osv_group* g) {
+  auto* gr = reinterpret_cast<group*>(g);
+  if (gr == nullptr) return;
+#ifdef OSV_DIST_NCCL
+  if (gr->nccl) {
+    try {
+      gr->nccl->shutdown();
+    } catch (...) {
+    }
+  }
+#endif
+  delete gr;
+}
 
 char* osv_dist_allreduce_mean(osv_group* g, osv_tensor** ts, int n) {
   OSV_TRY
   group& gr = ref_group(g);
-  const double scale = 1.0 / static_cast<double>(gr.pg->getSize());
-  for_buckets(ts, n, [&](std::vector<at::Tensor>& flat) {
-    wait(gr.pg->allreduce(flat), gr.timeout);
+  const double scale = 1.0 / static_cast<double>(gr.size);
+  for_buckets(gr, ts, n, [&](std::vector<at::Tensor>& flat) {
+    wait(allreduce(gr, flat), gr.timeout);
     flat[0].mul_(scale);
   });
   OSV_CATCH
@@ -105,9 +194,7 @@ char* osv_dist_allreduce_mean(osv_group* g, osv_tensor** ts, int n) {
 char* osv_dist_broadcast(osv_group* g, osv_tensor** ts, int n, int root) {
   OSV_TRY
   group& gr = ref_group(g);
-  c10d::BroadcastOptions o;
-  o.rootRank = root;
-  for_buckets(ts, n, [&](std::vector<at::Tensor>& flat) { wait(gr.pg->broadcast(flat, o), gr.timeout); });
+  for_buckets(gr, ts, n, [&](std::vector<at::Tensor>& flat) { wait(broadcast(gr, flat, root), gr.timeout); });
   OSV_CATCH
 }
 
@@ -115,24 +202,27 @@ char* osv_dist_barrier(osv_group* g) {
   OSV_TRY
   group& gr = ref_group(g);
   // A barrier as a one-element all-reduce, so that it honours the timeout.
-  std::vector<at::Tensor> one{at::ones({1})};
-  wait(gr.pg->allreduce(one), gr.timeout);
+  std::vector<at::Tensor> one{at::ones({1}, at::TensorOptions().device(gr.device))};
+  wait(allreduce(gr, one), gr.timeout);
+  if (gr.device.is_cuda()) one[0].item<float>();  // the host waits for the device
   OSV_CATCH
 }
 
 }  // extern "C"
 
-#else  // !OSV_DIST
+#else  // no backend
 
 extern "C" {
 
-int osv_dist_built(void) { return 0; }
+int osv_dist_built(int) { return 0; }
 
 static char* not_built() {
-  return osv::dup("distributed: this build has no c10d/Gloo (install Gloo's headers, libgloo-dev, and rebuild)");
+  return osv::dup(
+      "distributed: this build has no c10d backend (install Gloo's headers, libgloo-dev, or build against a "
+      "libtorch with NCCL, and rebuild)");
 }
 
-char* osv_dist_init(const char*, int, int, int, int64_t, osv_group**) { return not_built(); }
+char* osv_dist_init(const char*, int, int, int, int64_t, int, int, osv_group**) { return not_built(); }
 void osv_dist_free(osv_group*) {}
 char* osv_dist_allreduce_mean(osv_group*, osv_tensor**, int) { return not_built(); }
 char* osv_dist_broadcast(osv_group*, osv_tensor**, int, int) { return not_built(); }

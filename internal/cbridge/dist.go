@@ -9,17 +9,24 @@ import "unsafe"
 // Group is a c10d process group handle.
 type Group struct{ p *C.osv_group }
 
-// DistBuilt reports whether the bridge was built with c10d and Gloo.
-func DistBuilt() bool { return C.osv_dist_built() != 0 }
+// Backends of a process group.
+const (
+	BackendGloo = 0
+	BackendNCCL = 1
+)
+
+// DistBuilt reports whether the bridge was built with c10d and backend.
+func DistBuilt(backend int) bool { return C.osv_dist_built(C.int(backend)) != 0 }
 
 // DistInit joins a world of size world as rank through a TCPStore at
 // addr:port (rank 0 serves it); timeoutMS bounds the rendezvous and every
-// collective.
-func DistInit(addr string, port, rank, world int, timeoutMS int64) (Group, error) {
+// collective. NCCL groups reduce on CUDA device dev.
+func DistInit(addr string, port, rank, world int, timeoutMS int64, backend, dev int) (Group, error) {
 	ca := C.CString(addr)
 	defer C.free(unsafe.Pointer(ca))
 	var g *C.osv_group
-	err := status(C.osv_dist_init(ca, C.int(port), C.int(rank), C.int(world), C.int64_t(timeoutMS), &g))
+	err := status(C.osv_dist_init(ca, C.int(port), C.int(rank), C.int(world), C.int64_t(timeoutMS),
+		C.int(backend), C.int(dev), &g))
 	return Group{g}, err
 }
 

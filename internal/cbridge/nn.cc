@@ -50,6 +50,17 @@ at::Tensor group_norm_split(const at::Tensor& x, int64_t groups, const c10::opti
 
 }  // namespace
 
+namespace osv {
+
+at::Tensor group_norm(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
+                      const c10::optional<at::Tensor>& b, double eps) {
+  const int64_t split = opt_group_norm_split.load();
+  if (x.dim() >= 3 && (split == 2 || (split == 1 && x.is_cuda()))) return group_norm_split(x, groups, w, b, eps);
+  return at::group_norm(x, groups, w, b, eps, true);
+}
+
+}  // namespace osv
+
 extern "C" {
 
 char* osv_set_option(int key, int64_t value) {
@@ -90,13 +101,7 @@ char* osv_linear(osv_tensor* x, osv_tensor* w, osv_tensor* b, osv_tensor** out) 
 
 char* osv_group_norm(osv_tensor* x, int64_t groups, osv_tensor* w, osv_tensor* b, double eps, osv_tensor** out) {
   OSV_TRY
-  const at::Tensor& X = osv::ref(x);
-  const int64_t split = opt_group_norm_split.load();
-  if (X.dim() >= 3 && (split == 2 || (split == 1 && X.is_cuda()))) {
-    *out = osv::wrap(group_norm_split(X, groups, osv::opt(w), osv::opt(b), eps));
-  } else {
-    *out = osv::wrap(at::group_norm(X, groups, osv::opt(w), osv::opt(b), eps, true));
-  }
+  *out = osv::wrap(osv::group_norm(osv::ref(x), groups, osv::opt(w), osv::opt(b), eps));
   OSV_CATCH
 }
 

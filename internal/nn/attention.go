@@ -87,9 +87,7 @@ func (f *FeedForward) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
 	c := s.Child()
 	defer c.Close()
 	h := f.Proj.Forward(c, x)
-	parts := c.Chunk(h, 2, -1)
-	g := c.GELU(parts[1])
-	gated := c.Mul(parts[0], g)
-	c.Drop(h, parts[0], parts[1], g)
+	gated := c.GEGLU(h)
+	c.Drop(h)
 	return c.Keep(f.Out.Forward(c, gated))
 }

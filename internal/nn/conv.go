@@ -67,8 +67,18 @@ func NewConv2d(ps *Params, path string, in, out, kernel, stride, padding int64) 
 
 // Forward convolves x [N, C, spatial...].
 func (c *Conv) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
+	return c.forward(s, x, tensorOf(c.Bias))
+}
+
+// ForwardSplitBias convolves x without adding the bias and returns the
+// bias ([out], nil without one) for a fused operation downstream to add.
+func (c *Conv) ForwardSplitBias(s *torch.Scope, x *torch.Tensor) (y, bias *torch.Tensor) {
+	return c.forward(s, x, nil), tensorOf(c.Bias)
+}
+
+func (c *Conv) forward(s *torch.Scope, x, bias *torch.Tensor) *torch.Tensor {
 	defer torch.Annotate(c.Path)
-	y := s.Conv(x, c.Weight.T, tensorOf(c.Bias), c.Stride, c.Padding, c.Dilation, c.Groups)
+	y := s.Conv(x, c.Weight.T, bias, c.Stride, c.Padding, c.Dilation, c.Groups)
 	if a := c.Adapter; a.active() {
 		k := s.Child()
 		defer k.Close()

@@ -26,6 +26,15 @@ func (g *GroupNorm) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
 	return s.GroupNorm(x, g.Groups, g.Weight.T, g.Bias.T, g.Eps)
 }
 
+// ForwardAct is act(GroupNorm(x + bias)): bias (nil, [C] or [N, C]) is
+// an input offset per channel, such as the bias a convolution left out
+// (Conv.ForwardSplitBias), and silu applies SiLU. One fused pass where
+// torch.Scope.GroupNormAct has kernels.
+func (g *GroupNorm) ForwardAct(s *torch.Scope, x, bias *torch.Tensor, silu bool) *torch.Tensor {
+	defer torch.Annotate(g.Path)
+	return s.GroupNormAct(x, g.Groups, g.Weight.T, g.Bias.T, g.Eps, bias, silu)
+}
+
 // LayerNorm normalises the last dimension; keys <path>.weight, <path>.bias [D].
 type LayerNorm struct {
 	Path         string

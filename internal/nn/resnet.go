@@ -41,35 +41,56 @@ func (r *ResnetBlock2D) Forward(s *torch.Scope, x, temb *torch.Tensor) *torch.Te
 		e = r.TimeEmbProj.Forward(c, c.SiLU(temb))
 		e = c.Reshape(e, e.Size(0), e.Size(1), 1, 1)
 	}
-	return c.Keep(residualBody(c, x, e, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
+	return c.Keep(residualBody(c, x, e, nil, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
 }
 
 // residualBody is the computation shared by the spatial and temporal
-// residual blocks; it drops each intermediate as soon as it is dead (at
-// full size each is tens of megabytes). e may be nil.
-func residualBody(c *torch.Scope, x, e *torch.Tensor, norm1 *GroupNorm, conv1 *Conv, norm2 *GroupNorm, conv2, shortcut *Conv) *torch.Tensor {
-	n := norm1.Forward(c, x)
-	a := c.SiLU(n)
-	c.Drop(n)
-	h := conv1.Forward(c, a)
+// residual blocks, x + alpha·body(x) (alpha nil: 1), written so that on
+// CUDA it runs in fused passes: GroupNorm with SiLU, each convolution's
+// bias folded into the operation after it (the next GroupNorm, the
+// residual sum). It drops each intermediate as soon as it is dead (at full
+// size each is tens of megabytes). e, the time embedding, may be nil.
+func residualBody(c *torch.Scope, x, e, alpha *torch.Tensor, norm1 *GroupNorm, conv1 *Conv, norm2 *GroupNorm, conv2, shortcut *Conv) *torch.Tensor {
+	a := norm1.ForwardAct(c, x, nil, true)
+	h, bias := conv1.ForwardSplitBias(c, a)
 	c.Drop(a)
 	if e != nil {
-		h2 := c.Add(h, e)
-		c.Drop(h)
-		h = h2
+		if perSampleChannel(e, h) {
+			// e [N, C, 1, ...] joins the bias as one [N, C] offset.
+			eb := c.Reshape(e, e.Size(0), e.Size(1))
+			if bias != nil {
+				eb = c.Add(eb, bias)
+			}
+			bias = eb
+		} else {
+			h2 := c.Add(h, e)
+			c.Drop(h)
+			h = h2
+		}
 	}
-	n = norm2.Forward(c, h)
+	a = norm2.ForwardAct(c, h, bias, true)
 	c.Drop(h)
-	a = c.SiLU(n)
-	c.Drop(n)
-	h = conv2.Forward(c, a)
+	h, bias = conv2.ForwardSplitBias(c, a)
 	c.Drop(a)
 	if shortcut != nil {
 		x = shortcut.Forward(c, x)
 	}
-	out := c.Add(x, h)
+	out := c.Residual(x, h, bias, alpha)
 	c.Drop(h, x)
 	return out
+}
+
+// perSampleChannel reports whether e is [N, C, 1, ...] for h [N, C, ...].
+func perSampleChannel(e, h *torch.Tensor) bool {
+	if e.Dim() != h.Dim() || e.Size(0) != h.Size(0) || e.Size(1) != h.Size(1) {
+		return false
+	}
+	for i := 2; i < e.Dim(); i++ {
+		if e.Size(i) != 1 {
+			return false
+		}
+	}
+	return true
 }
 
 // TemporalResnetBlock is diffusers' TemporalResnetBlock: ResnetBlock2D's
@@ -106,6 +127,20 @@ func NewTemporalResnetBlock(ps *Params, path string, in, out, temb, groups int64
 
 // Forward maps x [B, C, F, H, W] with temb [B, F, T] (nil without one).
 func (r *TemporalResnetBlock) Forward(s *torch.Scope, x, temb *torch.Tensor) *torch.Tensor {
+	return r.forward(s, x, temb, nil)
+}
+
+// ForwardBlended is x + alpha·(Forward(x) − x), the block blended with
+// its input by the weight alpha (a one-element tensor) in the same fused
+// residual pass; it needs in == out (no shortcut).
+func (r *TemporalResnetBlock) ForwardBlended(s *torch.Scope, x, temb, alpha *torch.Tensor) *torch.Tensor {
+	if r.Shortcut != nil {
+		torch.Failf(r.Path, "a blended temporal block needs as many input as output channels")
+	}
+	return r.forward(s, x, temb, alpha)
+}
+
+func (r *TemporalResnetBlock) forward(s *torch.Scope, x, temb, alpha *torch.Tensor) *torch.Tensor {
 	defer torch.Annotate(r.Path)
 	c := s.Child()
 	defer c.Close()
@@ -114,7 +149,7 @@ func (r *TemporalResnetBlock) Forward(s *torch.Scope, x, temb *torch.Tensor) *to
 		e = r.TimeEmbProj.Forward(c, c.SiLU(temb)) // [B, F, C]
 		e = c.Reshape(c.Permute(e, 0, 2, 1), e.Size(0), e.Size(2), e.Size(1), 1, 1)
 	}
-	return c.Keep(residualBody(c, x, e, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
+	return c.Keep(residualBody(c, x, e, alpha, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
 }
 
 // AlphaBlender is diffusers' AlphaBlender with the "learned" or
@@ -143,6 +178,18 @@ func (a *AlphaBlender) Forward(s *torch.Scope, spatial, temporal *torch.Tensor) 
 		return c.Keep(c.Lerp(spatial, temporal, w))
 	}
 	return c.Keep(c.Lerp(temporal, spatial, w))
+}
+
+// TemporalWeight is the temporal branch's weight in the blend, in dtype:
+// the output is spatial + weight·(temporal − spatial).
+func (a *AlphaBlender) TemporalWeight(s *torch.Scope, dtype torch.DType) *torch.Tensor {
+	c := s.Child()
+	defer c.Close()
+	w := c.Sigmoid(a.MixFactor.T)
+	if !a.Switch {
+		w = c.RSub(1, w)
+	}
+	return c.Keep(c.Cast(w, dtype))
 }
 
 // SpatioTemporalResBlock is diffusers' SpatioTemporalResBlock: a spatial
@@ -192,8 +239,8 @@ func (r *SpatioTemporalResBlock) Forward(s *torch.Scope, x, temb *torch.Tensor, 
 	if temb != nil {
 		tt = c.Reshape(temb, b, frames, -1)
 	}
-	temporal := r.Temporal.Forward(c, spatial, tt)
-	mixed := r.Mixer.Forward(c, spatial, temporal)
-	c.Drop(temporal)
+	// spatial + α·(temporal − spatial), with temporal = spatial + body:
+	// the blend is the temporal block's own residual sum, weighted.
+	mixed := r.Temporal.ForwardBlended(c, spatial, tt, r.Mixer.TemporalWeight(c, h.DType()))
 	return c.Keep(c.Reshape(c.Permute(mixed, 0, 2, 1, 3, 4), bf, ch, ht, wd))
 }

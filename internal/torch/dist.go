@@ -10,9 +10,41 @@ import (
 	cb "github.com/onestepvideo/osv-go/internal/cbridge"
 )
 
+// Backend is a c10d process-group backend.
+type Backend int
+
+// Backends: Gloo reduces on the host (tensors may live anywhere); NCCL
+// reduces on the rank's GPU (tensors on CUDA device LocalRank).
+const (
+	Gloo Backend = cb.BackendGloo
+	NCCL Backend = cb.BackendNCCL
+)
+
+func (b Backend) String() string {
+	switch b {
+	case Gloo:
+		return "gloo"
+	case NCCL:
+		return "nccl"
+	}
+	return fmt.Sprintf("backend(%d)", int(b))
+}
+
+// ParseBackend reads "gloo" or "nccl".
+func ParseBackend(s string) (Backend, error) {
+	switch s {
+	case "gloo":
+		return Gloo, nil
+	case "nccl":
+		return NCCL, nil
+	}
+	return 0, fmt.Errorf("distributed: unknown backend %q (want gloo or nccl)", s)
+}
+
 // DistConfig says where a rank sits in a data-parallel world and how to
 // meet the others: c10d's TCPStore at Addr:Port, served by rank 0.
 type DistConfig struct {
+	Backend   Backend       // Gloo (the zero value) or NCCL
 	Addr      string        // MASTER_ADDR (default 127.0.0.1)
 	Port      int           // MASTER_PORT (default 29500)
 	Rank      int           // RANK
@@ -60,7 +92,7 @@ func DistConfigFromEnv(timeout time.Duration) (c DistConfig, ok bool, err error)
 }
 
 // ProcessGroup is this process's membership of a data-parallel world
-// (c10d's Gloo process group). Collectives block until every rank has
+// (a c10d process group). Collectives block until every rank has
 // joined them, or fail after the timeout.
 type ProcessGroup struct {
 	Config DistConfig
@@ -68,8 +100,8 @@ type ProcessGroup struct {
 	closed bool
 }
 
-// DistributedBuilt reports whether this build has c10d's Gloo backend.
-func DistributedBuilt() bool { return cb.DistBuilt() }
+// DistributedBuilt reports whether this build has c10d with backend b.
+func DistributedBuilt(b Backend) bool { return cb.DistBuilt(int(b)) }
 
 // NewProcessGroup joins the world c describes; it returns once every rank
 // has (or fails after c.Timeout).
@@ -83,8 +115,15 @@ func NewProcessGroup(c DistConfig) (*ProcessGroup, error) {
 		return nil, fmt.Errorf("distributed: port %d is out of range", c.Port)
 	case c.Timeout <= 0:
 		return nil, errors.New("distributed: the timeout must be positive")
+	case c.Backend != Gloo && c.Backend != NCCL:
+		return nil, fmt.Errorf("distributed: unknown %v", c.Backend)
+	case !DistributedBuilt(c.Backend):
+		return nil, fmt.Errorf("distributed: this build has no c10d %v backend", c.Backend)
+	case c.Backend == NCCL && (c.LocalRank < 0 || c.LocalRank >= cb.CUDADeviceCount()):
+		return nil, fmt.Errorf("distributed: NCCL rank %d: local rank %d names no CUDA device (%d visible)",
+			c.Rank, c.LocalRank, cb.CUDADeviceCount())
 	}
-	g, err := cb.DistInit(c.Addr, c.Port, c.Rank, c.World, c.Timeout.Milliseconds())
+	g, err := cb.DistInit(c.Addr, c.Port, c.Rank, c.World, c.Timeout.Milliseconds(), int(c.Backend), c.LocalRank)
 	if err != nil {
 		return nil, fmt.Errorf("distributed: rank %d of %d at %s:%d: %w", c.Rank, c.World, c.Addr, c.Port, err)
 	}
@@ -99,7 +138,8 @@ func (p *ProcessGroup) check() error {
 }
 
 // AllReduceMean replaces each tensor, in place, with its mean over the
-// ranks (reduced in float32, in buckets).
+// ranks (reduced in float32, in buckets). With NCCL the tensors must be on
+// the rank's GPU.
 func (p *ProcessGroup) AllReduceMean(ts []*Tensor) error {
 	if err := p.check(); err != nil {
 		return err

@@ -106,7 +106,7 @@ func startWorld(t *testing.T, n int, mode string) ([]string, []error) {
 // Two and three processes on loopback reduce, broadcast and meet at a
 // barrier through c10d's Gloo group.
 func TestDistCollectives(t *testing.T) {
-	if !DistributedBuilt() {
+	if !DistributedBuilt(Gloo) {
 		t.Skip("this build has no c10d/Gloo")
 	}
 	for _, n := range []int{2, 3} {
@@ -121,7 +121,7 @@ func TestDistCollectives(t *testing.T) {
 // A rank that dies makes the survivor's next collective fail with an
 // error within the timeout, not hang.
 func TestDistDeadPeer(t *testing.T) {
-	if !DistributedBuilt() {
+	if !DistributedBuilt(Gloo) {
 		t.Skip("this build has no c10d/Gloo")
 	}
 	start := time.Now()
@@ -135,7 +135,7 @@ func TestDistDeadPeer(t *testing.T) {
 // A rank that stays alive but never joins the collective makes it fail
 // after the group's timeout (3 s here).
 func TestDistStuckPeer(t *testing.T) {
-	if !DistributedBuilt() {
+	if !DistributedBuilt(Gloo) {
 		t.Skip("this build has no c10d/Gloo")
 	}
 	outs, errs := startWorld(t, 2, "stuck-peer")
@@ -162,4 +162,36 @@ func TestDistConfig(t *testing.T) {
 	require.ErrorContains(t, err, "rank 2 is outside a world of 2")
 	_, err = NewProcessGroup(DistConfig{Addr: "127.0.0.1", Port: 0, Rank: 0, World: 1, Timeout: time.Second})
 	require.ErrorContains(t, err, "port")
+}
+
+// NCCL with a world of one on the first GPU: the collectives run through
+// c10d's NCCL group on the device, and tensors elsewhere are refused.
+func TestDistNCCLWorldOne(t *testing.T) {
+	c := DistConfig{Backend: NCCL, Addr: "127.0.0.1", Port: freePort(t), World: 1, Timeout: 20 * time.Second}
+	if !DistributedBuilt(NCCL) {
+		_, err := NewProcessGroup(c)
+		require.ErrorContains(t, err, "no c10d nccl backend")
+		t.Skip("this build has no c10d/NCCL")
+	}
+	dev := Device{CUDA: true}
+	p, err := NewProcessGroup(c)
+	require.NoError(t, err)
+	defer p.Close()
+	s := NewScope()
+	defer s.Close()
+	a, err := FromFloat32(s, []float32{1.5, -2, 3}, []int64{3}, Float32, dev)
+	require.NoError(t, err)
+	b, err := FromFloat32(s, []float32{0.25, 8}, []int64{2}, BFloat16, dev)
+	require.NoError(t, err)
+	require.NoError(t, p.AllReduceMean([]*Tensor{a, b}))
+	require.NoError(t, p.Broadcast([]*Tensor{a, b}, 0))
+	require.NoError(t, p.Barrier())
+	require.Equal(t, []float32{1.5, -2, 3}, vals(t, a))
+	require.Equal(t, []float32{0.25, 8}, vals(t, b))
+	require.Equal(t, BFloat16, b.DType(), "reduced in float32, written back in the tensor's dtype")
+	cpu, err := FromFloat32(s, []float32{1}, []int64{1}, Float32, CPU)
+	require.NoError(t, err)
+	require.ErrorContains(t, p.AllReduceMean([]*Tensor{cpu}), "in a process group on cuda:0")
+	p.Close()
+	require.ErrorContains(t, p.Barrier(), "closed")
 }

@@ -85,10 +85,8 @@ func (d *temporalDecoder) forward(s *torch.Scope, z *torch.Tensor, frames int64)
 		c.Drop(x)
 		x = y
 	}
-	n := d.normOut.Forward(c, x)
+	a := d.normOut.ForwardAct(c, x, nil, true)
 	c.Drop(x)
-	a := c.SiLU(n)
-	c.Drop(n)
 	x = d.convOut.Forward(c, a)
 	c.Drop(a)
 

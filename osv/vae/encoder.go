@@ -65,7 +65,7 @@ func (e *encoder) forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
 	}
 	y := e.mid.forward(c, x)
 	c.Drop(x)
-	return c.Keep(e.convOut.Forward(c, c.SiLU(e.normOut.Forward(c, y))))
+	return c.Keep(e.convOut.Forward(c, e.normOut.ForwardAct(c, y, nil, true)))
 }
 
 // downEncoderBlock is DownEncoderBlock2D: residual blocks without a time
