@@ -5,6 +5,10 @@
 // computation with ATen's operators.
 #include "bridge.h"
 
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+
 #ifdef OSV_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
 
@@ -58,7 +62,7 @@ int dtype_code(const at::Tensor& x) {
 
 // needs_graph is whether autograd would record an operation on these inputs.
 bool needs_graph(std::initializer_list<const at::Tensor*> ts) {
-  if (!at::GradMode::is_enabled()) return false;
+  if (!c10::GradMode::is_enabled()) return false;
   for (const at::Tensor* t : ts)
     if (t != nullptr && t->defined() && t->requires_grad()) return true;
   return false;
