@@ -13,10 +13,10 @@
 #include <ATen/cuda/CUDAContext.h>
 
 extern "C" {
-int osv_k_affine_act(int dtype, const void* x, void* y, const float* scale, const float* shift, int64_t total,
-                     int64_t C, int64_t inner, int64_t per_n, int act, cudaStream_t stream);
-int osv_k_residual(int dtype, const void* x, const void* h, const float* b, const float* alpha, void* out,
-                   int64_t total, int64_t C, int64_t inner, cudaStream_t stream);
+int osv_k_affine_act(int dtype, const void* x, void* y, const float* scale, const float* shift, int64_t N, int64_t C,
+                     int64_t S, int64_t inner, int act, cudaStream_t stream);
+int osv_k_residual(int dtype, const void* x, const void* h, const float* b, const float* alpha, void* out, int64_t N,
+                   int64_t C, int64_t S, int64_t inner, cudaStream_t stream);
 int osv_k_stats_cl_blocks(int64_t N, int64_t S);
 int osv_k_stats_cl(int dtype, const void* x, float* part, int64_t N, int64_t S, int64_t C, int blocks,
                    cudaStream_t stream);
@@ -88,8 +88,8 @@ int64_t kernel_layout(const at::Tensor& x) {
   if (opt_fused_kernels.load() == 0 || !x.is_cuda() || dtype_code(x) < 0 || x.numel() == 0 || !aligned(x)) return -1;
   const int64_t inner = inner_of(x);
   const int64_t V = x.scalar_type() == at::kFloat ? 4 : 8;
-  if (inner < 0 || (inner % V != 0 && !(inner == 1 && x.size(1) % V == 0))) return -1;
-  return inner;
+  if (inner == 1) return x.size(1) % V == 0 && x.size(1) / V <= 256 ? 1 : -1;
+  return inner % V == 0 && inner / V <= 1024LL * 65535 ? inner : -1;
 }
 
 void check(int code, const char* what) {
@@ -120,11 +120,6 @@ at::Tensor channel_stats(const at::Tensor& x, int64_t inner) {
   return part.sum(1).view({N, C, 2}).transpose(1, 2);
 }
 
-bool stats_fit(const at::Tensor& x, int64_t inner) {
-  const int64_t V = x.scalar_type() == at::kFloat ? 4 : 8;
-  return inner != 1 || x.size(1) / V <= 256;
-}
-
 #endif  // OSV_CUDA_KERNELS
 
 // group_norm_act: act(GroupNorm(x + bias)); bias per channel (or per
@@ -140,7 +135,7 @@ at::Tensor group_norm_act(const at::Tensor& x, int64_t groups, const c10::option
   const at::Tensor* wp = w.has_value() ? &*w : nullptr;
   const at::Tensor* bp = b.has_value() ? &*b : nullptr;
   const int64_t inner = kernel_layout(x);
-  if (inner >= 0 && stats_fit(x, inner) && !needs_graph({&x, wp, bp, &bias})) {
+  if (inner >= 0 && !needs_graph({&x, wp, bp, &bias})) {
     const int64_t S = x.numel() / (N * C);
     at::Tensor st = channel_stats(x, inner);  // [N, 2, C]
     at::Tensor sum = st.select(1, 0), sq = st.select(1, 1);
@@ -167,7 +162,7 @@ at::Tensor group_norm_act(const at::Tensor& x, int64_t groups, const c10::option
     shift = shift.contiguous();
     at::Tensor y = at::empty_like(x);
     check(osv_k_affine_act(dtype_code(x), x.data_ptr(), y.data_ptr(), scale.data_ptr<float>(), shift.data_ptr<float>(),
-                           x.numel(), C, inner, x.numel() / N, act, at::cuda::getCurrentCUDAStream().stream()),
+                           N, C, S, inner, act, at::cuda::getCurrentCUDAStream().stream()),
           "group_norm_act");
     return y;
   }
@@ -190,9 +185,10 @@ at::Tensor residual(const at::Tensor& x, const at::Tensor& h, const at::Tensor& 
     at::Tensor bf = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
     at::Tensor af = alpha.defined() ? alpha.to(x.device(), at::kFloat).contiguous() : at::Tensor();
     at::Tensor out = at::empty_like(x);
+    const int64_t N = x.size(0), C = x.size(1);
     check(osv_k_residual(dtype_code(x), x.data_ptr(), h.data_ptr(), bf.defined() ? bf.data_ptr<float>() : nullptr,
-                         af.defined() ? af.data_ptr<float>() : nullptr, out.data_ptr(), x.numel(), x.size(1), inner,
-                         at::cuda::getCurrentCUDAStream().stream()),
+                         af.defined() ? af.data_ptr<float>() : nullptr, out.data_ptr(), N, C, x.numel() / (N * C),
+                         inner, at::cuda::getCurrentCUDAStream().stream()),
           "residual");
     return out;
   }

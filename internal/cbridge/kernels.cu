@@ -1,5 +1,5 @@
 // kernels.cu: fused elementwise kernels for inference on CUDA, built by
-// nvcc into a static library when the bridge is built with CUDA. They see
+// nvcc into a shared library when the bridge is built with CUDA. They see
 // raw pointers only; fused.cc checks shapes, layouts and dtypes, and falls
 // back to ATen's operators for everything else (and wherever autograd
 // needs a graph).
@@ -7,7 +7,6 @@
 // Activations are [N, C, spatial...] in one of two dense layouts: the
 // default one (channel c of sample n is a run of S elements, inner = S) or
 // channels-last (the C channels of a position are adjacent, inner = 1).
-// Element i then has channel (i / inner) % C and sample i / (C·S).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -44,75 +43,115 @@ struct alignas(16) vec {
   T v[V];
 };
 
-// How vectors map to channels: with inner = 1 a vector holds V adjacent
-// channels (C a multiple of V); otherwise one channel (inner a multiple of V).
-struct layout {
-  int64_t total, C, inner, per_n;
+// The elementwise kernels come in two shapes, so that no thread divides
+// per element: channels-last (grid (N, blocks); a thread owns V adjacent
+// channels of its sample and walks the rows, C / V ≤ 256) and rows (grid
+// (N·C, segments); a block walks a segment of one channel's run of S).
+
+// op is what an elementwise kernel does to one vector: affine_act
+// (act(x·scale + shift)) or residual (x + alpha·(h + bias)).
+struct affine_act_op {
+  const float* scale;  // [N, C]
+  const float* shift;  // [N, C]
+  int act;
+};
+struct residual_op {
+  const float* bias;   // [C] or null
+  const float* alpha;  // one float or null
 };
 
-// affine_act: y = act(x·scale[n, c] + shift[n, c]), scale and shift float
-// [N, C]; act 0 identity, 1 SiLU.
 template <typename T, int V>
-__global__ void affine_act_kernel(const T* __restrict__ x, T* __restrict__ y, const float* __restrict__ scale,
-                                  const float* __restrict__ shift, layout l, int act) {
-  const int64_t nv = l.total / V;
-  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < nv; k += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t i = k * V;
-    const int64_t n = i / l.per_n;
-    const int64_t c0 = (i / l.inner) % l.C;
-    vec<T, V> in = reinterpret_cast<const vec<T, V>*>(x)[k];
-    vec<T, V> out;
+__device__ __forceinline__ void apply(const affine_act_op& op, const float* sc, const float* sh, const vec<T, V>& x,
+                                      const vec<T, V>*, vec<T, V>& out, float) {
 #pragma unroll
-    for (int j = 0; j < V; j++) {
-      const int64_t c = l.inner == 1 ? c0 + j : c0;
-      float v = load<T>(in.v[j]) * scale[n * l.C + c] + shift[n * l.C + c];
-      if (act == 1) v = silu(v);
-      out.v[j] = store<T>(v);
-    }
+  for (int j = 0; j < V; j++) {
+    float v = load<T>(x.v[j]) * sc[j] + sh[j];
+    if (op.act == 1) v = silu(v);
+    out.v[j] = store<T>(v);
+  }
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void apply(const residual_op&, const float* b, const float*, const vec<T, V>& x,
+                                      const vec<T, V>* h, vec<T, V>& out, float a) {
+#pragma unroll
+  for (int j = 0; j < V; j++) out.v[j] = store<T>(load<T>(x.v[j]) + a * (load<T>(h->v[j]) + b[j]));
+}
+
+// Per-channel constants of an op for channel c of sample n.
+__device__ __forceinline__ void consts(const affine_act_op& op, int64_t n, int64_t C, int64_t c, float& p, float& q) {
+  p = op.scale[n * C + c];
+  q = op.shift[n * C + c];
+}
+__device__ __forceinline__ void consts(const residual_op& op, int64_t, int64_t, int64_t c, float& p, float& q) {
+  p = op.bias == nullptr ? 0.f : op.bias[c];
+  q = 0.f;
+}
+__device__ __forceinline__ float alpha_of(const affine_act_op&) { return 1.f; }
+__device__ __forceinline__ float alpha_of(const residual_op& op) { return op.alpha == nullptr ? 1.f : *op.alpha; }
+
+template <typename T, int V, typename Op>
+__global__ void elementwise_cl_kernel(const T* __restrict__ x, const T* __restrict__ h, T* __restrict__ y, Op op,
+                                      int64_t S, int64_t C) {
+  const int64_t cv = C / V;
+  const int64_t rows_per = blockDim.x / cv;
+  const int64_t t = threadIdx.x;
+  if (t >= rows_per * cv) return;
+  const int64_t n = blockIdx.x, col = t % cv;
+  float p[V], q[V];
+#pragma unroll
+  for (int j = 0; j < V; j++) consts(op, n, C, col * V + j, p[j], q[j]);
+  const float a = alpha_of(op);
+  const int64_t base = n * S * cv + col;
+  for (int64_t r = blockIdx.y * rows_per + t / cv; r < S; r += (int64_t)gridDim.y * rows_per) {
+    const int64_t k = base + r * cv;
+    vec<T, V> xv = reinterpret_cast<const vec<T, V>*>(x)[k], out;
+    const vec<T, V>* hv = h == nullptr ? nullptr : reinterpret_cast<const vec<T, V>*>(h) + k;
+    apply<T, V>(op, p, q, xv, hv, out, a);
     reinterpret_cast<vec<T, V>*>(y)[k] = out;
   }
 }
 
-// residual: out = x + alpha·(h + b[c]); alpha is a float on the device (or
-// 1 when null), b float [C] (or none when null).
-template <typename T, int V>
-__global__ void residual_kernel(const T* __restrict__ x, const T* __restrict__ h, const float* __restrict__ b,
-                                const float* __restrict__ alpha, T* __restrict__ out, layout l) {
-  const float a = alpha == nullptr ? 1.0f : *alpha;
-  const int64_t nv = l.total / V;
-  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < nv; k += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t i = k * V;
-    const int64_t c0 = (i / l.inner) % l.C;
-    vec<T, V> xv = reinterpret_cast<const vec<T, V>*>(x)[k];
-    vec<T, V> hv = reinterpret_cast<const vec<T, V>*>(h)[k];
-    vec<T, V> o;
+template <typename T, int V, typename Op>
+__global__ void elementwise_rows_kernel(const T* __restrict__ x, const T* __restrict__ h, T* __restrict__ y, Op op,
+                                        int64_t S, int64_t C, int64_t seg_vecs) {
+  const int64_t row = blockIdx.x;  // n·C + c
+  float p[V], q[V];
+  float p0, q0;
+  consts(op, row / C, C, row % C, p0, q0);
 #pragma unroll
-    for (int j = 0; j < V; j++) {
-      const int64_t c = l.inner == 1 ? c0 + j : c0;
-      float d = load<T>(hv.v[j]);
-      if (b != nullptr) d += b[c];
-      o.v[j] = store<T>(load<T>(xv.v[j]) + a * d);
-    }
-    reinterpret_cast<vec<T, V>*>(out)[k] = o;
+  for (int j = 0; j < V; j++) {
+    p[j] = p0;
+    q[j] = q0;
+  }
+  const float a = alpha_of(op);
+  const int64_t sv = S / V;
+  const int64_t start = blockIdx.y * seg_vecs, end = min(sv, start + seg_vecs);
+  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
+    const int64_t k = row * sv + i;
+    vec<T, V> xv = reinterpret_cast<const vec<T, V>*>(x)[k], out;
+    const vec<T, V>* hv = h == nullptr ? nullptr : reinterpret_cast<const vec<T, V>*>(h) + k;
+    apply<T, V>(op, p, q, xv, hv, out, a);
+    reinterpret_cast<vec<T, V>*>(y)[k] = out;
   }
 }
 
-// Channels-last statistics: x [N, S, C]; block (bx, n) sums its rows of
-// sample n per channel into part[n][bx][0 or 1][C] (sum, sum of squares).
+// Channels-last statistics: x [N, S, C]; block (n, by) sums its rows of
+// sample n per channel into part[n][by][0 or 1][C] (sum, sum of squares).
 // Each thread owns V channels of every row it visits.
 template <typename T, int V>
 __global__ void stats_cl_kernel(const T* __restrict__ x, float* __restrict__ part, int64_t S, int64_t C) {
   const int64_t cv = C / V;                 // vectors per row
   const int64_t rows_per = blockDim.x / cv;  // rows a block visits at once
   const int64_t t = threadIdx.x;
-  const int64_t n = blockIdx.y;
+  const int64_t n = blockIdx.x;
   float sum[V], sq[V];
 #pragma unroll
   for (int j = 0; j < V; j++) sum[j] = sq[j] = 0.f;
   if (t < rows_per * cv) {
     const int64_t col = t % cv;
     const vec<T, V>* xs = reinterpret_cast<const vec<T, V>*>(x + n * S * C);
-    for (int64_t r = blockIdx.x * rows_per + t / cv; r < S; r += (int64_t)gridDim.x * rows_per) {
+    for (int64_t r = blockIdx.y * rows_per + t / cv; r < S; r += (int64_t)gridDim.y * rows_per) {
       vec<T, V> in = xs[r * cv + col];
 #pragma unroll
       for (int j = 0; j < V; j++) {
@@ -133,7 +172,7 @@ __global__ void stats_cl_kernel(const T* __restrict__ x, float* __restrict__ par
     ssq[t * V + j] = sq[j];
   }
   __syncthreads();
-  float* out = part + ((int64_t)n * gridDim.x + blockIdx.x) * 2 * C;
+  float* out = part + ((int64_t)n * gridDim.y + blockIdx.y) * 2 * C;
   for (int64_t c = t; c < C; c += blockDim.x) {
     const int64_t col = c / V, j = c % V;
     float a = 0.f, q = 0.f;
@@ -147,11 +186,11 @@ __global__ void stats_cl_kernel(const T* __restrict__ x, float* __restrict__ par
 }
 
 // Row statistics: x is `rows` contiguous rows of S elements; block
-// (seg, row) sums its segment into part[row][seg][0 or 1].
+// (row, seg) sums its segment into part[row][seg][0 or 1].
 template <typename T, int V>
 __global__ void stats_rows_kernel(const T* __restrict__ x, float* __restrict__ part, int64_t S, int64_t seg_len) {
-  const int64_t row = blockIdx.y;
-  const int64_t start = blockIdx.x * seg_len;
+  const int64_t row = blockIdx.x;
+  const int64_t start = blockIdx.y * seg_len;
   const int64_t end = min(S, start + seg_len);
   const vec<T, V>* xs = reinterpret_cast<const vec<T, V>*>(x + row * S);
   float sum = 0.f, sq = 0.f;
@@ -181,7 +220,7 @@ __global__ void stats_rows_kernel(const T* __restrict__ x, float* __restrict__ p
       a += wsum[w];
       q += wsq[w];
     }
-    float* out = part + (row * gridDim.x + blockIdx.x) * 2;
+    float* out = part + (row * gridDim.y + blockIdx.y) * 2;
     out[0] = a;
     out[1] = q;
   }
@@ -208,6 +247,45 @@ int grid_for(int64_t items, int threads) {
   return static_cast<int>(g < 1 ? 1 : g);
 }
 
+
+// launch_elementwise runs op over x (and h) [N, C, S] in the layout inner
+// names (1: channels-last, S: rows).
+template <typename T, int V, typename Op>
+int launch_elementwise(const void* x, const void* h, void* y, Op op, int64_t N, int64_t C, int64_t S, int64_t inner,
+                       cudaStream_t stream) {
+  const T* xp = static_cast<const T*>(x);
+  const T* hp = static_cast<const T*>(h);
+  T* yp = static_cast<T*>(y);
+  if (inner == 1) {
+    const int64_t cv = C / V;
+    if (cv < 1 || cv > 256 || C % V != 0) return static_cast<int>(cudaErrorInvalidValue);
+    const int64_t rows_per = 256 / cv;
+    int64_t by = (S + rows_per * 4 - 1) / (rows_per * 4);  // about four vectors a thread
+    by = by < 1 ? 1 : (by > 65535 ? 65535 : by);
+    dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>(by));
+    elementwise_cl_kernel<T, V, Op><<<grid, static_cast<unsigned>(cv * rows_per), 0, stream>>>(xp, hp, yp, op, S, C);
+  } else {
+    if (S % V != 0) return static_cast<int>(cudaErrorInvalidValue);
+    const int64_t sv = S / V, seg = 1024;
+    int64_t by = (sv + seg - 1) / seg;
+    if (by > 65535) return static_cast<int>(cudaErrorInvalidValue);
+    dim3 grid(static_cast<unsigned>(N * C), static_cast<unsigned>(by < 1 ? 1 : by));
+    elementwise_rows_kernel<T, V, Op><<<grid, 256, 0, stream>>>(xp, hp, yp, op, S, C, seg);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <typename Op>
+int dispatch_elementwise(int dtype, const void* x, const void* h, void* y, Op op, int64_t N, int64_t C, int64_t S,
+                         int64_t inner, cudaStream_t stream) {
+  switch (dtype) {
+    case 0: return launch_elementwise<float, 4>(x, h, y, op, N, C, S, inner, stream);
+    case 1: return launch_elementwise<__half, 8>(x, h, y, op, N, C, S, inner, stream);
+    case 2: return launch_elementwise<__nv_bfloat16, 8>(x, h, y, op, N, C, S, inner, stream);
+  }
+  return static_cast<int>(cudaErrorInvalidValue);
+}
+
 }  // namespace
 
 // Launchers. dtype: 0 float32, 1 float16, 2 bfloat16. Each returns 0, or
@@ -215,56 +293,14 @@ int grid_for(int64_t items, int threads) {
 // the divisibility the layout needs (see fused.cc).
 extern "C" {
 
-int osv_k_affine_act(int dtype, const void* x, void* y, const float* scale, const float* shift, int64_t total,
-                     int64_t C, int64_t inner, int64_t per_n, int act, cudaStream_t stream) {
-  const int threads = 256;
-  switch (dtype) {
-    case 0: {
-      layout l{total, C, inner, per_n};
-      affine_act_kernel<float, 4><<<grid_for(total / 4, threads), threads, 0, stream>>>(
-          static_cast<const float*>(x), static_cast<float*>(y), scale, shift, l, act);
-      break;
-    }
-    case 1: {
-      layout l{total, C, inner, per_n};
-      affine_act_kernel<__half, 8><<<grid_for(total / 8, threads), threads, 0, stream>>>(
-          static_cast<const __half*>(x), static_cast<__half*>(y), scale, shift, l, act);
-      break;
-    }
-    case 2: {
-      layout l{total, C, inner, per_n};
-      affine_act_kernel<__nv_bfloat16, 8><<<grid_for(total / 8, threads), threads, 0, stream>>>(
-          static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), scale, shift, l, act);
-      break;
-    }
-    default:
-      return static_cast<int>(cudaErrorInvalidValue);
-  }
-  return static_cast<int>(cudaGetLastError());
+int osv_k_affine_act(int dtype, const void* x, void* y, const float* scale, const float* shift, int64_t N, int64_t C,
+                     int64_t S, int64_t inner, int act, cudaStream_t stream) {
+  return dispatch_elementwise(dtype, x, nullptr, y, affine_act_op{scale, shift, act}, N, C, S, inner, stream);
 }
 
-int osv_k_residual(int dtype, const void* x, const void* h, const float* b, const float* alpha, void* out,
-                   int64_t total, int64_t C, int64_t inner, cudaStream_t stream) {
-  const int threads = 256;
-  layout l{total, C, inner, 0};
-  switch (dtype) {
-    case 0:
-      residual_kernel<float, 4><<<grid_for(total / 4, threads), threads, 0, stream>>>(
-          static_cast<const float*>(x), static_cast<const float*>(h), b, alpha, static_cast<float*>(out), l);
-      break;
-    case 1:
-      residual_kernel<__half, 8><<<grid_for(total / 8, threads), threads, 0, stream>>>(
-          static_cast<const __half*>(x), static_cast<const __half*>(h), b, alpha, static_cast<__half*>(out), l);
-      break;
-    case 2:
-      residual_kernel<__nv_bfloat16, 8><<<grid_for(total / 8, threads), threads, 0, stream>>>(
-          static_cast<const __nv_bfloat16*>(x), static_cast<const __nv_bfloat16*>(h), b, alpha,
-          static_cast<__nv_bfloat16*>(out), l);
-      break;
-    default:
-      return static_cast<int>(cudaErrorInvalidValue);
-  }
-  return static_cast<int>(cudaGetLastError());
+int osv_k_residual(int dtype, const void* x, const void* h, const float* b, const float* alpha, void* out, int64_t N,
+                   int64_t C, int64_t S, int64_t inner, cudaStream_t stream) {
+  return dispatch_elementwise(dtype, x, h, out, residual_op{b, alpha}, N, C, S, inner, stream);
 }
 
 // Channels-last statistics into part [N, blocks, 2, C], blocks from
@@ -283,7 +319,8 @@ int osv_k_stats_cl(int dtype, const void* x, float* part, int64_t N, int64_t S, 
   if (cv < 1 || cv > 256) return static_cast<int>(cudaErrorInvalidValue);
   const int threads = static_cast<int>(cv * (256 / cv));
   const size_t shmem = 2 * static_cast<size_t>(threads) * V * sizeof(float);
-  dim3 grid(blocks, static_cast<unsigned>(N));
+  if (blocks > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  dim3 grid(static_cast<unsigned>(N), blocks);
   switch (dtype) {
     case 0:
       stats_cl_kernel<float, 4><<<grid, threads, shmem, stream>>>(static_cast<const float*>(x), part, S, C);
@@ -306,7 +343,8 @@ int osv_k_stats_cl(int dtype, const void* x, float* part, int64_t N, int64_t S, 
 int osv_k_stats_rows(int dtype, const void* x, float* part, int64_t rows, int64_t S, int64_t seg_len, int segs,
                      cudaStream_t stream) {
   const int threads = 256;
-  dim3 grid(segs, static_cast<unsigned>(rows));
+  if (segs > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  dim3 grid(static_cast<unsigned>(rows), segs);
   switch (dtype) {
     case 0:
       stats_rows_kernel<float, 4><<<grid, threads, 0, stream>>>(static_cast<const float*>(x), part, S, seg_len);

@@ -53,7 +53,7 @@ func TestFusedOpsMatchDefinitions(t *testing.T) {
 	}
 	for _, dt := range dtypes {
 		tol := map[DType]float64{Float32: 1e-5, Float16: 2e-3, BFloat16: 1.5e-2}[dt]
-		for _, shape := range [][]int64{{2, 64, 6, 10}, {2, 32, 3, 4, 8}, {1, 16, 5, 3}} {
+		for _, shape := range [][]int64{{2, 64, 6, 10}, {2, 32, 3, 4, 8}, {1, 16, 5, 3}, {300, 256, 2, 4}} {
 			for _, last := range []bool{false, true} {
 				n, ch := shape[0], shape[1]
 				x := s.AddScalar(s.MulScalar(randn(dt, shape...), 2), 3)
