@@ -29,6 +29,10 @@ void sync_threads();
 at::Tensor group_norm(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
                       const c10::optional<at::Tensor>& b, double eps);
 
+// upsample_nearest2x_fused is nearest ×2 upsampling by a fused kernel
+// where one applies (fused.cc); false: use ATen's.
+bool upsample_nearest2x_fused(const at::Tensor& x, int64_t oh, int64_t ow, at::Tensor* out);
+
 // dup copies a message into malloc'd memory for the Go side to free.
 inline char* dup(const char* msg) {
   size_t n = std::strlen(msg);

@@ -23,6 +23,8 @@ int osv_k_stats_cl(int dtype, const void* x, float* part, int64_t N, int64_t S, 
 int osv_k_stats_rows(int dtype, const void* x, float* part, int64_t rows, int64_t S, int64_t seg_len, int segs,
                      cudaStream_t stream);
 int osv_k_geglu(int dtype, const void* h, void* out, int64_t R, int64_t D, cudaStream_t stream);
+int osv_k_upsample2x(int dtype, const void* x, void* y, int64_t N, int64_t H, int64_t W, int64_t C,
+                     cudaStream_t stream);
 }
 #endif
 
@@ -218,6 +220,36 @@ at::Tensor geglu(const at::Tensor& h) {
   std::vector<at::Tensor> parts = h.chunk(2, -1);
   return parts[0] * at::gelu(parts[1]);
 }
+
+}  // namespace
+
+namespace osv {
+
+// upsample_nearest2x_fused writes nearest ×2 upsampling of a channels-last
+// [N, C, H, W] x to *out with one kernel and returns true, or returns
+// false where that kernel does not apply (the caller uses ATen's).
+bool upsample_nearest2x_fused(const at::Tensor& x, int64_t oh, int64_t ow, at::Tensor* out) {
+#ifdef OSV_CUDA_KERNELS
+  if (x.dim() != 4 || oh != 2 * x.size(2) || ow != 2 * x.size(3) || kernel_layout(x) != 1 || needs_graph({&x}))
+    return false;
+  at::Tensor y = at::empty({x.size(0), x.size(1), oh, ow}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  check(osv_k_upsample2x(dtype_code(x), x.data_ptr(), y.data_ptr(), x.size(0), x.size(2), x.size(3), x.size(1),
+                         at::cuda::getCurrentCUDAStream().stream()),
+        "upsample_nearest");
+  *out = y;
+  return true;
+#else
+  (void)x;
+  (void)oh;
+  (void)ow;
+  (void)out;
+  return false;
+#endif
+}
+
+}  // namespace osv
+
+namespace {
 
 at::Tensor undefined_or(osv_tensor* t) { return t == nullptr ? at::Tensor() : osv::ref(t); }
 

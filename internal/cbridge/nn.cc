@@ -144,7 +144,9 @@ char* osv_upsample_nearest(osv_tensor* x, const int64_t* size, int nspatial, osv
   at::Tensor y;
   switch (nspatial) {
     case 1: y = at::upsample_nearest1d(X, s, c10::nullopt); break;
-    case 2: y = at::upsample_nearest2d(X, s, c10::nullopt, c10::nullopt); break;
+    case 2:
+      if (!osv::upsample_nearest2x_fused(X, s[0], s[1], &y)) y = at::upsample_nearest2d(X, s, c10::nullopt, c10::nullopt);
+      break;
     case 3: y = at::upsample_nearest3d(X, s, c10::nullopt, c10::nullopt, c10::nullopt); break;
     default: throw std::invalid_argument("nearest upsampling takes 1 to 3 spatial dimensions");
   }

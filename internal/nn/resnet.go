@@ -73,7 +73,18 @@ func residualBody(c *torch.Scope, x, e, alpha *torch.Tensor, norm1 *GroupNorm, c
 	h, bias = conv2.ForwardSplitBias(c, a)
 	c.Drop(a)
 	if shortcut != nil {
-		x = shortcut.Forward(c, x)
+		// The shortcut's bias joins conv2's in the residual sum.
+		var sb *torch.Tensor
+		x, sb = shortcut.ForwardSplitBias(c, x)
+		switch {
+		case sb == nil:
+		case alpha != nil:
+			x = c.Add(x, sb) // x + α·(h + b) needs x whole
+		case bias == nil:
+			bias = sb
+		default:
+			bias = c.Add(bias, sb)
+		}
 	}
 	out := c.Residual(x, h, bias, alpha)
 	c.Drop(h, x)

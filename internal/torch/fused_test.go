@@ -99,6 +99,10 @@ func TestFusedOpsMatchDefinitions(t *testing.T) {
 				require.Less(t, relL2(t, s.Cast(s.Residual(x, h, bc, alpha), Float32), want), tol, "%s residual", name)
 				want = s.Add(s.Cast(x, Float32), s.Cast(h, Float32))
 				require.Less(t, relL2(t, s.Cast(s.Residual(x, h, nil, nil), Float32), want), tol, "%s residual without bias", name)
+				if len(shape) == 4 {
+					up := s.UpsampleNearest(x, 2*shape[2], 2*shape[3])
+					require.Equal(t, vals(t, s.UpsampleNearest(s.Contiguous(x), 2*shape[2], 2*shape[3])), vals(t, s.Contiguous(up)), "%s upsample", name)
+				}
 				// The kernels take whole 16-byte vectors of one channel, or of
 				// adjacent channels in the channels-last layout.
 				v := map[DType]int64{Float32: 4, Float16: 8, BFloat16: 8}[dt]
