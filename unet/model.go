@@ -165,6 +165,13 @@ func (m *Model) Apply(s *torch.Scope, sample, timestep, context, timeIDs *torch.
 	emb = c.RepeatInterleave(emb, frames, 0)
 	ctx := c.RepeatInterleave(c.Cast(context, dt), frames, 0)
 
+	// Channels-last activations, where the layout mode says so: the
+	// convolutions need no layout transposes, and the transformers' token
+	// views [B·F, H·W, C] need no copies.
+	last := torch.ChannelsLastOn(x.Device())
+	if last {
+		x = c.ChannelsLast(x)
+	}
 	x = m.convIn.Forward(c, x)
 	skips := []*torch.Tensor{x}
 	for _, blk := range m.down {
@@ -185,6 +192,9 @@ func (m *Model) Apply(s *torch.Scope, sample, timestep, context, timeIDs *torch.
 	a := m.convNormOut.ForwardAct(c, x, nil, true)
 	c.Drop(x)
 	x = m.convOut.Forward(c, a)
+	if last {
+		x = c.Contiguous(x)
+	}
 	return c.Keep(c.Reshape(x, append([]int64{b, frames}, x.Shape()[1:]...)...))
 }
 

@@ -17,7 +17,23 @@ func loadCase(t *testing.T, s *torch.Scope, name string, dev torch.Device) map[s
 	return ts
 }
 
-func TestParityUNet(t *testing.T) {
+func TestParityUNet(t *testing.T) { parityUNet(t) }
+
+// The channels-last UNet (the CUDA default) against the fixture on any
+// device, with GroupNorm's split statistics reading the layout in place.
+func TestParityUNetChannelsLast(t *testing.T) {
+	gn, err := torch.GroupNormModeNow()
+	require.NoError(t, err)
+	torch.SetLayoutMode(torch.LayoutChannelsLast)
+	require.NoError(t, torch.SetGroupNormMode(torch.GroupNormSplitAlways))
+	t.Cleanup(func() {
+		torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
+		require.NoError(t, torch.SetGroupNormMode(gn))
+	})
+	parityUNet(t)
+}
+
+func parityUNet(t *testing.T) {
 	require.NoError(t, torch.SetTF32(false))
 	m, err := Load(fixture.Path("pipeline", "unet"), WithDevice(testDevice.String()))
 	require.NoError(t, err)

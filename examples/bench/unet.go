@@ -26,12 +26,16 @@ func (b *bench) unet(batches string, variants bool) error {
 		gn        torch.GroupNormMode
 		shortAttn int64
 		unfused   bool
+		nchw      bool
 	}
-	vs := []variant{{"", torch.GroupNormSplitCUDA, 0, false}}
+	vs := []variant{{"", torch.GroupNormSplitCUDA, 0, false, false}}
 	if variants {
-		vs = append(vs, variant{" [unfused]", torch.GroupNormSplitCUDA, 0, true}, variant{" [unfused, native gn]", torch.GroupNormNative, 0, true},
-			variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32, false})
+		vs = append(vs, variant{" [nchw]", torch.GroupNormSplitCUDA, 0, false, true},
+			variant{" [nchw, unfused]", torch.GroupNormSplitCUDA, 0, true, true},
+			variant{" [nchw, unfused, native gn]", torch.GroupNormNative, 0, true, true},
+			variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32, false, false})
 	}
+	defer torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
 	defer torch.SetGroupNormMode(torch.GroupNormSplitCUDA)
 	defer torch.SetShortAttention(0)
 	defer torch.SetFusedKernels(true)
@@ -41,6 +45,10 @@ func (b *bench) unet(batches string, variants bool) error {
 		}
 		if err := torch.SetFusedKernels(!v.unfused); err != nil {
 			return err
+		}
+		torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
+		if v.nchw {
+			torch.SetLayoutMode(torch.LayoutContiguous)
 		}
 		if err := torch.SetShortAttention(v.shortAttn); err != nil {
 			return err

@@ -96,6 +96,23 @@ func (c *Conv) forward(s *torch.Scope, x, bias *torch.Tensor) *torch.Tensor {
 	return y
 }
 
+// pointwiseOf is the convolution's weight applied to a per-channel vector
+// v [in] (W·v, [out]) when the layer is a plain 1×1 convolution (one group,
+// stride and dilation 1, no padding, no active adapter), so that
+// conv(x + v) = conv(x) + W·v; otherwise nil.
+func (c *Conv) pointwiseOf(s *torch.Scope, v *torch.Tensor) *torch.Tensor {
+	if c.Groups != 1 || c.Adapter.active() {
+		return nil
+	}
+	for i := range c.Stride {
+		if c.Weight.Shape[2+i] != 1 || c.Stride[i] != 1 || c.Dilation[i] != 1 || c.Padding[i] != 0 {
+			return nil
+		}
+	}
+	w := s.Reshape(c.Weight.T, c.Weight.Shape[0], c.Weight.Shape[1])
+	return s.Reshape(s.Matmul(w, s.Reshape(s.Cast(v, w.DType()), -1, 1)), -1)
+}
+
 // ModulePath is the layer's checkpoint path.
 func (c *Conv) ModulePath() string { return c.Path }
 

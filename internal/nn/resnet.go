@@ -33,6 +33,14 @@ func NewResnetBlock2D(ps *Params, path string, in, out, temb, groups int64, eps 
 
 // Forward maps x [N, C, H, W] with temb [N, T] (nil without one).
 func (r *ResnetBlock2D) Forward(s *torch.Scope, x, temb *torch.Tensor) *torch.Tensor {
+	return r.ForwardBiased(s, x, nil, temb)
+}
+
+// ForwardBiased is Forward of x + xb, xb a per-channel bias [C] (nil:
+// none) that the layer before left out (Conv.ForwardSplitBias): it is
+// folded into the first GroupNorm and the residual sum instead of being
+// added over the whole of x.
+func (r *ResnetBlock2D) ForwardBiased(s *torch.Scope, x, xb, temb *torch.Tensor) *torch.Tensor {
 	defer torch.Annotate(r.Path)
 	c := s.Child()
 	defer c.Close()
@@ -41,17 +49,22 @@ func (r *ResnetBlock2D) Forward(s *torch.Scope, x, temb *torch.Tensor) *torch.Te
 		e = r.TimeEmbProj.Forward(c, c.SiLU(temb))
 		e = c.Reshape(e, e.Size(0), e.Size(1), 1, 1)
 	}
-	return c.Keep(residualBody(c, x, e, nil, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
+	return c.Keep(residualBody(c, x, xb, e, nil, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
 }
 
 // residualBody is the computation shared by the spatial and temporal
-// residual blocks, x + alpha·body(x) (alpha nil: 1), written so that on
+// residual blocks, x + alpha·body(x) (alpha nil: 1) for x plus the
+// pending per-channel bias xb (nil: none), written so that on
 // CUDA it runs in fused passes: GroupNorm with SiLU, each convolution's
 // bias folded into the operation after it (the next GroupNorm, the
 // residual sum). It drops each intermediate as soon as it is dead (at full
 // size each is tens of megabytes). e, the time embedding, may be nil.
-func residualBody(c *torch.Scope, x, e, alpha *torch.Tensor, norm1 *GroupNorm, conv1 *Conv, norm2 *GroupNorm, conv2, shortcut *Conv) *torch.Tensor {
-	a := norm1.ForwardAct(c, x, nil, true)
+func residualBody(c *torch.Scope, x, xb, e, alpha *torch.Tensor, norm1 *GroupNorm, conv1 *Conv, norm2 *GroupNorm, conv2, shortcut *Conv) *torch.Tensor {
+	if xb != nil && alpha != nil {
+		x = c.Add(x, channelView(c, xb, x.Dim())) // x + α·(…) needs x whole
+		xb = nil
+	}
+	a := norm1.ForwardAct(c, x, xb, true)
 	h, bias := conv1.ForwardSplitBias(c, a)
 	c.Drop(a)
 	if e != nil {
@@ -73,9 +86,23 @@ func residualBody(c *torch.Scope, x, e, alpha *torch.Tensor, norm1 *GroupNorm, c
 	h, bias = conv2.ForwardSplitBias(c, a)
 	c.Drop(a)
 	if shortcut != nil {
-		// The shortcut's bias joins conv2's in the residual sum.
+		// The shortcut's bias joins conv2's in the residual sum; so does
+		// the pending bias, through the (linear) shortcut.
 		var sb *torch.Tensor
-		x, sb = shortcut.ForwardSplitBias(c, x)
+		if xb != nil {
+			if sxb := shortcut.pointwiseOf(c, xb); sxb != nil {
+				x, sb = shortcut.ForwardSplitBias(c, x)
+				if sb != nil {
+					sxb = c.Add(sxb, sb)
+				}
+				sb, xb = sxb, nil
+			} else {
+				x, sb = shortcut.ForwardSplitBias(c, c.Add(x, channelView(c, xb, x.Dim())))
+				xb = nil
+			}
+		} else {
+			x, sb = shortcut.ForwardSplitBias(c, x)
+		}
 		switch {
 		case sb == nil:
 		case alpha != nil:
@@ -86,9 +113,26 @@ func residualBody(c *torch.Scope, x, e, alpha *torch.Tensor, norm1 *GroupNorm, c
 			bias = c.Add(bias, sb)
 		}
 	}
+	if xb != nil { // no shortcut: x itself lacks xb
+		if bias == nil {
+			bias = xb
+		} else {
+			bias = c.Add(bias, xb)
+		}
+	}
 	out := c.Residual(x, h, bias, alpha)
 	c.Drop(h, x)
 	return out
+}
+
+// channelView shapes a per-channel bias [C] as [1, C, 1, ...] of rank dims.
+func channelView(c *torch.Scope, b *torch.Tensor, dims int) *torch.Tensor {
+	shape := make([]int64, dims)
+	for i := range shape {
+		shape[i] = 1
+	}
+	shape[1] = b.Size(0)
+	return c.Reshape(b, shape...)
 }
 
 // perSampleChannel reports whether e is [N, C, 1, ...] for h [N, C, ...].
@@ -160,7 +204,7 @@ func (r *TemporalResnetBlock) forward(s *torch.Scope, x, temb, alpha *torch.Tens
 		e = r.TimeEmbProj.Forward(c, c.SiLU(temb)) // [B, F, C]
 		e = c.Reshape(c.Permute(e, 0, 2, 1), e.Size(0), e.Size(2), e.Size(1), 1, 1)
 	}
-	return c.Keep(residualBody(c, x, e, alpha, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
+	return c.Keep(residualBody(c, x, nil, e, alpha, r.Norm1, r.Conv1, r.Norm2, r.Conv2, r.Shortcut))
 }
 
 // AlphaBlender is diffusers' AlphaBlender with the "learned" or
@@ -239,10 +283,16 @@ func NewSpatioTemporalResBlock(ps *Params, path string, in, out, temb int64, o S
 // Forward maps x [B·F, C, H, W] with temb [B·F, T] (or nil) for clips of
 // frames frames.
 func (r *SpatioTemporalResBlock) Forward(s *torch.Scope, x, temb *torch.Tensor, frames int64) *torch.Tensor {
+	return r.ForwardBiased(s, x, nil, temb, frames)
+}
+
+// ForwardBiased is Forward of x + xb for a pending per-channel bias xb
+// (see ResnetBlock2D.ForwardBiased).
+func (r *SpatioTemporalResBlock) ForwardBiased(s *torch.Scope, x, xb, temb *torch.Tensor, frames int64) *torch.Tensor {
 	defer torch.Annotate(r.Path)
 	c := s.Child()
 	defer c.Close()
-	h := r.Spatial.Forward(c, x, temb)
+	h := r.Spatial.ForwardBiased(c, x, xb, temb)
 	bf, ch, ht, wd := h.Size(0), h.Size(1), h.Size(2), h.Size(3)
 	b := bf / frames
 	spatial := c.Permute(c.Reshape(h, b, frames, ch, ht, wd), 0, 2, 1, 3, 4) // [B, C, F, H, W]

@@ -112,7 +112,7 @@ var layoutMode atomic.Int32
 func init() { layoutMode.Store(int32(LayoutChannelsLastCUDA)) }
 
 // SetLayoutMode chooses, for the whole process, where the models that
-// support it (the VAE decoder) run in the channels-last layout.
+// support it (the UNet, the VAE decoder) run in the channels-last layout.
 func SetLayoutMode(m LayoutMode) { layoutMode.Store(int32(m)) }
 
 // ChannelsLastOn reports whether the layout mode puts activations on dev

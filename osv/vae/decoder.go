@@ -80,12 +80,13 @@ func (d *temporalDecoder) forward(s *torch.Scope, z *torch.Tensor, frames int64)
 	y := d.mid.forward(c, x, frames)
 	c.Drop(x)
 	x = y
+	var xb *torch.Tensor // the bias each upsampler leaves to the next block
 	for _, b := range d.up {
-		y := b.forward(c, x, frames)
+		y, yb := b.forward(c, x, xb, frames)
 		c.Drop(x)
-		x = y
+		x, xb = y, yb
 	}
-	a := d.normOut.ForwardAct(c, x, nil, true)
+	a := d.normOut.ForwardAct(c, x, xb, true)
 	c.Drop(x)
 	x = d.convOut.Forward(c, a)
 	c.Drop(a)
@@ -127,27 +128,32 @@ func (b *midBlockTemporal) forward(s *torch.Scope, x *torch.Tensor, frames int64
 
 // upBlockTemporal is UpBlockTemporalDecoder: spatio-temporal residual
 // blocks (no skip connections), then (but in the last block) nearest ×2
-// upsampling and a 3×3 convolution.
+// upsampling and a 3×3 convolution. Its input may lack a per-channel bias
+// xb, and its output lacks the upsampler's bias, yb: the next block folds
+// each into its first GroupNorm and residual sum.
 type upBlockTemporal struct {
 	path      string
 	resnets   []*nn.SpatioTemporalResBlock
 	upsampler *nn.Conv
 }
 
-func (b *upBlockTemporal) forward(s *torch.Scope, x *torch.Tensor, frames int64) *torch.Tensor {
+func (b *upBlockTemporal) forward(s *torch.Scope, x, xb *torch.Tensor, frames int64) (y, yb *torch.Tensor) {
 	defer torch.Annotate(b.path)
 	c := s.Child()
 	defer c.Close()
 	for _, r := range b.resnets {
-		y := r.Forward(c, x, nil, frames)
+		y := r.ForwardBiased(c, x, xb, nil, frames)
 		c.Drop(x)
-		x = y
+		x, xb = y, nil
 	}
 	if b.upsampler != nil {
 		u := c.UpsampleNearest(x, 2*x.Size(2), 2*x.Size(3))
 		c.Drop(x)
-		x = b.upsampler.Forward(c, u)
+		x, xb = b.upsampler.ForwardSplitBias(c, u)
 		c.Drop(u)
 	}
-	return c.Keep(x)
+	if xb != nil {
+		xb = c.Keep(xb)
+	}
+	return c.Keep(x), xb
 }
