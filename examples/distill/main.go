@@ -4,7 +4,16 @@
 //
 //	distill -teacher SVD_DIR -dinov2 DINOV2_DIR -data VIDEOS|CSV -stage 1|2 -steps N -out DIR
 //	        [-init STAGE1_CHECKPOINT] [-resume] [-config FILE] [-device cuda] [-dtype bf16]
-//	        [-width 1024 -height 576 -frames 14 -fps 7]
+//	        [-width 1024 -height 576 -frames 14 -fps 7] [-nproc N [-backend nccl|gloo]]
+//
+// Data-parallel: -nproc N starts N local processes, one rank each (rank r
+// on cuda:r with -device cuda), through c10d (NCCL on CUDA, Gloo on the
+// CPU). The same command started by another launcher, with RANK,
+// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set, runs as that
+// rank. Each step the world takes world-size consecutive clips of the
+// epoch's order, rank r the r-th, and averages its gradients; only rank 0
+// writes checkpoints, metrics, progress and the export. OUT/world.json
+// records the world size, and -resume needs the same one.
 //
 // The videos are decoded and encoded once into a latent cache (OUT/cache,
 // or -cache). Every -save-every steps, and when the run ends or is
@@ -17,6 +26,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +35,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,6 +65,9 @@ type flags struct {
 	device, dtype                                             string
 	width, height, frames                                     int
 	fps                                                       float64
+	nproc                                                     int
+	backend                                                   string
+	distTimeout                                               time.Duration
 }
 
 func parse(args []string, stderr io.Writer) (flags, error) {
@@ -77,6 +92,9 @@ func parse(args []string, stderr io.Writer) (flags, error) {
 	fs.IntVar(&f.height, "height", 576, "clip height")
 	fs.IntVar(&f.frames, "frames", 14, "frames per clip")
 	fs.Float64Var(&f.fps, "fps", 7, "frames per second clips are sampled at")
+	fs.IntVar(&f.nproc, "nproc", 0, "start this many local processes, one data-parallel rank each")
+	fs.StringVar(&f.backend, "backend", "", "data-parallel backend: nccl or gloo (default: nccl on CUDA, gloo on the CPU)")
+	fs.DurationVar(&f.distTimeout, "dist-timeout", 10*time.Minute, "how long a rank waits for the others before it fails")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -91,6 +109,12 @@ func parse(args []string, stderr io.Writer) (flags, error) {
 		return f, fmt.Errorf("-stage %d: want 1 or 2", f.stage)
 	case f.resume && f.init != "":
 		return f, fmt.Errorf("-resume and -init exclude each other")
+	case f.nproc < 0:
+		return f, fmt.Errorf("-nproc %d must not be negative", f.nproc)
+	case f.backend != "" && f.backend != "nccl" && f.backend != "gloo":
+		return f, fmt.Errorf("-backend %q: want nccl or gloo", f.backend)
+	case f.distTimeout <= 0:
+		return f, fmt.Errorf("-dist-timeout %v must be positive", f.distTimeout)
 	}
 	if f.cache == "" {
 		f.cache = filepath.Join(f.out, "cache")
@@ -119,8 +143,77 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return err
 	}
-	if err := ensureCache(ctx, f, stderr); err != nil {
+	dc, inWorld, err := torch.DistConfigFromEnv(f.distTimeout)
+	if err != nil {
 		return err
+	}
+	if f.nproc > 0 {
+		if inWorld {
+			return fmt.Errorf("-nproc %d inside a launched world (WORLD_SIZE is set)", f.nproc)
+		}
+		// The cache is built once, here; the ranks only read it.
+		if err := ensureCache(ctx, f, stderr); err != nil {
+			return err
+		}
+		return launch(ctx, f.nproc, append(slices.Clone(args), "-nproc", "0"), stderr)
+	}
+	if !inWorld {
+		return train(ctx, f, cfg, nil, stderr)
+	}
+	if strings.HasPrefix(f.device, "cuda") {
+		f.device = fmt.Sprintf("cuda:%d", dc.LocalRank)
+	}
+	dc.Backend = torch.Gloo
+	if f.backend == "nccl" || (f.backend == "" && strings.HasPrefix(f.device, "cuda") && torch.DistributedBuilt(torch.NCCL)) {
+		dc.Backend = torch.NCCL
+	}
+	pg, err := torch.NewProcessGroup(dc)
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	if err := train(ctx, f, cfg, pg, stderr); err != nil {
+		return fmt.Errorf("rank %d of %d: %w", dc.Rank, dc.World, err)
+	}
+	return nil
+}
+
+// worldFile records the world size of the run that wrote OUT's checkpoint.
+type worldFile struct {
+	WorldSize int `json:"world_size"`
+}
+
+// train runs the training loop, alone (pg nil) or as one rank of pg.
+func train(ctx context.Context, f flags, cfg osv.TrainConfig, pg *torch.ProcessGroup, stderr io.Writer) error {
+	rank, world := 0, 1
+	if pg != nil {
+		rank, world = pg.Config.Rank, pg.Config.World
+	}
+	lead := rank == 0
+	worldPath := filepath.Join(f.out, "world.json")
+	if f.resume {
+		var w worldFile
+		if b, err := os.ReadFile(worldPath); err == nil {
+			if err := json.Unmarshal(b, &w); err != nil {
+				return fmt.Errorf("%s: %w", worldPath, err)
+			}
+		} else {
+			w.WorldSize = 1 // checkpoints from before world.json: one process
+		}
+		if w.WorldSize != world {
+			return fmt.Errorf("-resume: %s was written by a world of %d processes, this one has %d (resume with -nproc %d)",
+				filepath.Join(f.out, "checkpoint.safetensors"), w.WorldSize, world, w.WorldSize)
+		}
+	}
+	if lead {
+		if err := ensureCache(ctx, f, stderr); err != nil {
+			return err
+		}
+	}
+	if pg != nil {
+		if err := pg.Barrier(); err != nil { // the cache is there for every rank
+			return err
+		}
 	}
 	cache, err := data.OpenCache(f.cache)
 	if err != nil {
@@ -154,26 +247,57 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err := tr.Restore(ckpt); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "resumed from %s at step %d\n", ckpt, tr.Steps())
+		if lead {
+			fmt.Fprintf(stderr, "resumed from %s at step %d\n", ckpt, tr.Steps())
+		}
 	case f.init != "":
 		if err := tr.Restore(f.init); err != nil {
 			return err
 		}
 	}
-	logf, err := osv.OpenMetricsLog(filepath.Join(f.out, "metrics.jsonl"))
-	if err != nil {
-		return err
+	if pg != nil {
+		tr.Group = pg
+		if err := tr.Broadcast(); err != nil {
+			return err
+		}
+		if lead {
+			fmt.Fprintf(stderr, "data-parallel: %d ranks through %v, %d clips a step\n", world, pg.Config.Backend, world)
+		}
 	}
-	defer logf.Close()
+	save := func() error {
+		if !lead {
+			return nil
+		}
+		if err := tr.Save(ckpt); err != nil {
+			return err
+		}
+		b, _ := json.Marshal(worldFile{WorldSize: world})
+		return os.WriteFile(worldPath, b, 0o644)
+	}
+	var logf *osv.MetricsLog
+	if lead {
+		if logf, err = osv.OpenMetricsLog(filepath.Join(f.out, "metrics.jsonl")); err != nil {
+			return err
+		}
+		defer logf.Close()
+	}
 
 	dev, _ := torch.ParseDevice(f.device)
 	t0, first := time.Now(), tr.Steps()
-	for tr.Steps() < int64(f.steps) && ctx.Err() == nil {
-		step := tr.Steps() + 1
-		m, err := trainStep(tr, cache, dev, step, cfg.Seed)
-		if err != nil {
-			tr.Save(ckpt) // keep what was learnt before the failure
+	for tr.Steps() < int64(f.steps) {
+		if stop, err := agreeToStop(ctx, pg, dev); err != nil {
 			return err
+		} else if stop {
+			break
+		}
+		step := tr.Steps() + 1
+		m, err := trainStep(tr, cache, dev, step, cfg.Seed, rank, world)
+		if err != nil {
+			save() // keep what was learnt before the failure
+			return err
+		}
+		if !lead {
+			continue
 		}
 		if err := logf.Write(m); err != nil {
 			return err
@@ -184,16 +308,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "step %d/%d  %.2f it/s  loss_g %.4g  dist %.4g  adv %.4g  loss_d %.4g  eta %v\n",
 			m.Step, f.steps, rate, m.LossG, m.LossDist, m.LossAdvG, m.LossD, eta.Round(time.Second))
 		if tr.Steps()%int64(f.saveEvery) == 0 {
-			if err := tr.Save(ckpt); err != nil {
+			if err := save(); err != nil {
 				return err
 			}
 		}
 	}
-	if err := tr.Save(ckpt); err != nil {
+	if err := save(); err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
-		fmt.Fprintf(stderr, "interrupted: saved %s at step %d\n", ckpt, tr.Steps())
+	if tr.Steps() < int64(f.steps) {
+		if lead {
+			fmt.Fprintf(stderr, "interrupted: saved %s at step %d\n", ckpt, tr.Steps())
+		}
+		return nil
+	}
+	if !lead {
 		return nil
 	}
 	if err := osv.PlotMetrics(filepath.Join(f.out, "metrics.jsonl"), filepath.Join(f.out, "loss.svg")); err != nil {
@@ -206,12 +335,46 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// trainStep takes one step on the clip the step number selects: a seeded
-// permutation of the cache per epoch, so a resumed run sees the same order.
-func trainStep(tr *osv.Trainer, cache *data.Cache, dev torch.Device, step int64, seed uint64) (m osv.Metrics, err error) {
+// agreeToStop reports whether the run should stop before its next step:
+// alone, when ctx is done; in a world, when ctx is done on any rank, so
+// that every rank stops at the same step.
+func agreeToStop(ctx context.Context, pg *torch.ProcessGroup, dev torch.Device) (stop bool, err error) {
+	if pg == nil {
+		return ctx.Err() != nil, nil
+	}
+	defer torch.Recover(&err)
+	s := torch.NewScope()
+	defer s.Close()
+	v := float32(0)
+	if ctx.Err() != nil {
+		v = 1
+	}
+	if pg.Config.Backend == torch.Gloo {
+		dev = torch.CPU
+	}
+	flag, err := torch.FromFloat32(s, []float32{v}, []int64{1}, torch.Float32, dev)
+	if err != nil {
+		return false, err
+	}
+	if err := pg.AllReduceMean([]*torch.Tensor{flag}); err != nil {
+		return false, err
+	}
+	got, err := flag.Float32s()
+	if err != nil {
+		return false, err
+	}
+	return got[0] > 0, nil
+}
+
+// trainStep takes one step on the clip of this rank: the world's steps
+// walk a seeded permutation of the cache per epoch, world clips a step,
+// rank r taking the r-th; a resumed run (of the same world size) sees the
+// same order.
+func trainStep(tr *osv.Trainer, cache *data.Cache, dev torch.Device, step int64, seed uint64, rank, world int) (m osv.Metrics, err error) {
 	defer torch.Recover(&err)
 	n := int64(cache.Len())
-	epoch, at := (step-1)/n, (step-1)%n
+	g := (step-1)*int64(world) + int64(rank)
+	epoch, at := g/n, g%n
 	perm := rand.New(rand.NewPCG(seed, uint64(epoch))).Perm(int(n))
 	s := torch.NewScope()
 	defer s.Close()

@@ -7,13 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
+	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv"
 	"github.com/onestepvideo/osv-go/unet"
 )
@@ -175,4 +178,108 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// testVideos writes three short synthetic videos and a small training
+// config; ok is false without ffmpeg.
+func testVideos(t *testing.T, dir string) (videos, cfg string, ok bool) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		return "", "", false
+	}
+	videos = filepath.Join(dir, "videos")
+	require.NoError(t, os.MkdirAll(videos, 0o755))
+	for i := range 3 {
+		out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+			fmt.Sprintf("testsrc2=size=96x64:rate=10:duration=%g", 1+0.2*float64(i)), "-pix_fmt", "yuv420p", "-y",
+			filepath.Join(videos, fmt.Sprintf("clip%d.mp4", i))).CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	cfg = filepath.Join(dir, "train.json")
+	require.NoError(t, os.WriteFile(cfg, []byte(`{"lora_rank": 4, "grid_size": 8, "sigma_max": 20, "solver_steps": 2, "lr": 0.001, "seed": 1}`), 0o644))
+	return videos, cfg, true
+}
+
+// useTestRanks makes -nproc start ranks as this test binary (TestMain's
+// child mode); fail, when set, makes the rank of that start order fail at
+// once with a bad flag.
+func useTestRanks(t *testing.T, fail int) {
+	old := rankCommand
+	var mu sync.Mutex
+	n := 0
+	rankCommand = func(args []string) (*exec.Cmd, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n == fail {
+			args = append(slices.Clone(args), "-stage", "9")
+		}
+		n++
+		cmd := exec.Command(os.Args[0], "-test.run=TestMain")
+		cmd.Env = append(os.Environ(), "DISTILL_CHILD=1", "DISTILL_ARGS="+strings.Join(args, "\x1f"))
+		return cmd, nil
+	}
+	t.Cleanup(func() { rankCommand = old })
+}
+
+// -nproc 2 trains as two Gloo ranks: rank 0 alone logs, checkpoints and
+// records the world size; the run resumes with the same world size and
+// refuses another.
+func TestDistillDataParallel(t *testing.T) {
+	if !torch.DistributedBuilt(torch.Gloo) {
+		t.Skip("this build has no c10d/Gloo")
+	}
+	dir := t.TempDir()
+	videos, cfg, ok := testVideos(t, dir)
+	if !ok {
+		t.Skip("needs ffmpeg for its videos")
+	}
+	useTestRanks(t, -1)
+	out := filepath.Join(dir, "out")
+	args := func(steps string, extra ...string) []string {
+		return append([]string{"-teacher", fixture.Path("pipeline"), "-dinov2", fixture.Path("dinov2"), "-data", videos,
+			"-out", out, "-config", cfg, "-stage", "2", "-width", "64", "-height", "64", "-frames", "3", "-fps", "5",
+			"-save-every", "1", "-dist-timeout", "60s", "-steps", steps}, extra...)
+	}
+	log := &lockedBuffer{}
+	require.NoError(t, run(context.Background(), args("2", "-nproc", "2"), log), log.String())
+	require.Contains(t, log.String(), "data-parallel: 2 ranks through gloo")
+	require.Equal(t, 1, strings.Count(log.String(), "step 2/2"), "one progress line per step, from rank 0:\n%s", log.String())
+	steps, _, err := osv.ReadMetrics(filepath.Join(out, "metrics.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, []float64{1, 2}, steps)
+	w, err := os.ReadFile(filepath.Join(out, "world.json"))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"world_size": 2}`, string(w))
+
+	log = &lockedBuffer{}
+	require.NoError(t, run(context.Background(), args("3", "-nproc", "2", "-resume"), log), log.String())
+	require.Contains(t, log.String(), "resumed from")
+	require.Contains(t, log.String(), "step 3/3")
+	steps, _, err = osv.ReadMetrics(filepath.Join(out, "metrics.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, []float64{1, 2, 3}, steps)
+
+	err = run(context.Background(), args("4", "-resume"), &bytes.Buffer{})
+	require.ErrorContains(t, err, "written by a world of 2 processes, this one has 1")
+}
+
+// A rank that fails ends the whole run with an error naming it, without
+// waiting for the others' timeout.
+func TestDistillRankFailure(t *testing.T) {
+	if !torch.DistributedBuilt(torch.Gloo) {
+		t.Skip("this build has no c10d/Gloo")
+	}
+	dir := t.TempDir()
+	videos, cfg, ok := testVideos(t, dir)
+	if !ok {
+		t.Skip("needs ffmpeg for its videos")
+	}
+	useTestRanks(t, 1)
+	log := &lockedBuffer{}
+	start := time.Now()
+	err := run(context.Background(), []string{"-teacher", fixture.Path("pipeline"), "-dinov2", fixture.Path("dinov2"),
+		"-data", videos, "-out", filepath.Join(dir, "out"), "-config", cfg, "-width", "64", "-height", "64",
+		"-frames", "3", "-fps", "5", "-steps", "2", "-nproc", "2"}, log)
+	require.ErrorContains(t, err, "rank 1 of 2")
+	require.Contains(t, log.String(), "-stage 9", "the failing rank's own message")
+	require.Less(t, time.Since(start), 2*time.Minute)
 }
