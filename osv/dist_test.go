@@ -189,3 +189,32 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// On one GPU, a world of one through NCCL: the trainer broadcasts its
+// state and steps with the group set.
+func TestTrainerNCCLWorldOne(t *testing.T) {
+	if !torch.DistributedBuilt(torch.NCCL) || !testDevice.CUDA {
+		t.Skip("needs c10d/NCCL and a GPU")
+	}
+	u := tinyUNet(t)
+	defer u.Close()
+	bb, d := tinyDisc(t)
+	defer bb.Close()
+	defer d.Close()
+	tr, err := NewTrainer(u, d, TrainConfig{Stage: 2, LoRARank: 4, GridSize: 8, SigmaMax: 20, SolverSteps: 2, Seed: 4})
+	require.NoError(t, err)
+	defer tr.Close()
+	tr.Group, err = torch.NewProcessGroup(torch.DistConfig{Backend: torch.NCCL, Addr: "127.0.0.1", Port: freePort(t),
+		World: 1, LocalRank: testDevice.Index, Timeout: 30 * time.Second})
+	require.NoError(t, err)
+	defer tr.Group.Close()
+	require.NoError(t, tr.Broadcast())
+	s := torch.NewScope()
+	defer s.Close()
+	b := worldBatch(t, s, 0, 1)
+	for range 2 {
+		m, err := tr.Step(b)
+		require.NoError(t, err)
+		require.False(t, math.IsNaN(m.LossG), "generator loss")
+	}
+}
