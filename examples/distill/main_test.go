@@ -220,19 +220,26 @@ func useTestRanks(t *testing.T, fail int) {
 	t.Cleanup(func() { rankCommand = old })
 }
 
-// -nproc 2 trains as two Gloo ranks: rank 0 alone logs, checkpoints and
-// records the world size; the run resumes with the same world size and
-// refuses another.
-func TestDistillDataParallel(t *testing.T) {
+// worldSetup prepares a data-parallel run on the CPU (Gloo) with test
+// videos and test ranks (see useTestRanks), or skips without Gloo or ffmpeg.
+func worldSetup(t *testing.T, fail int) (dir, videos, cfg string) {
 	if !torch.DistributedBuilt(torch.Gloo) {
 		t.Skip("this build has no c10d/Gloo")
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	videos, cfg, ok := testVideos(t, dir)
 	if !ok {
 		t.Skip("needs ffmpeg for its videos")
 	}
-	useTestRanks(t, -1)
+	useTestRanks(t, fail)
+	return dir, videos, cfg
+}
+
+// -nproc 2 trains as two Gloo ranks: rank 0 alone logs, checkpoints and
+// records the world size; the run resumes with the same world size and
+// refuses another.
+func TestDistillDataParallel(t *testing.T) {
+	dir, videos, cfg := worldSetup(t, -1)
 	out := filepath.Join(dir, "out")
 	args := func(steps string, extra ...string) []string {
 		return append([]string{"-teacher", fixture.Path("pipeline"), "-dinov2", fixture.Path("dinov2"), "-data", videos,
@@ -265,15 +272,7 @@ func TestDistillDataParallel(t *testing.T) {
 // A rank that fails ends the whole run with an error naming it, without
 // waiting for the others' timeout.
 func TestDistillRankFailure(t *testing.T) {
-	if !torch.DistributedBuilt(torch.Gloo) {
-		t.Skip("this build has no c10d/Gloo")
-	}
-	dir := t.TempDir()
-	videos, cfg, ok := testVideos(t, dir)
-	if !ok {
-		t.Skip("needs ffmpeg for its videos")
-	}
-	useTestRanks(t, 1)
+	dir, videos, cfg := worldSetup(t, 1)
 	log := &lockedBuffer{}
 	start := time.Now()
 	err := run(context.Background(), []string{"-teacher", fixture.Path("pipeline"), "-dinov2", fixture.Path("dinov2"),
