@@ -120,8 +120,8 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 		return ms
 	}
 	// Step 1 starts from the same weights: the all-reduced gradients are
-	// the combined batch's (their norms agree) and the ranks' mean losses
-	// are its losses.
+	// the combined batch's (their norms agree), and each rank reports the
+	// world's mean losses, which are the combined batch's.
 	m1 := metrics(one)[0]
 	r0, r1 := metrics(filepath.Join(dir, "rank0.safetensors"))[0], metrics(filepath.Join(dir, "rank1.safetensors"))[0]
 	near := func(want, got float64, what string) {
@@ -130,9 +130,12 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 	near(m1.GradNormG, r0.GradNormG, "student gradient norm, rank 0")
 	near(m1.GradNormG, r1.GradNormG, "student gradient norm, rank 1")
 	near(m1.GradNormD, r0.GradNormD, "discriminator gradient norm")
-	near(m1.LossDist, (r0.LossDist+r1.LossDist)/2, "consistency loss")
-	near(m1.LossAdvG, (r0.LossAdvG+r1.LossAdvG)/2, "generator adversarial loss")
-	near(m1.LossD, (r0.LossD+r1.LossD)/2, "discriminator loss")
+	for _, r := range []Metrics{r0, r1} {
+		near(m1.LossDist, r.LossDist, "consistency loss")
+		near(m1.LossAdvG, r.LossAdvG, "generator adversarial loss")
+		near(m1.LossD, r.LossD, "discriminator loss")
+		near(m1.LossG, r.LossG, "generator loss")
+	}
 
 	s := torch.NewScope()
 	defer s.Close()
@@ -161,7 +164,8 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			}
 		}
 		// Later steps start from weights that differ by rounding, which
-		// Adam's normalised steps amplify; measured 0.7% for the LoRA.
+		// Adam's normalised steps amplify: measured from 0.02% to 0.7% for
+		// the LoRA as the rounding of the same computation changed.
 		for _, g := range []string{"lora", "ema", "disc"} {
 			rel := math.Sqrt(num[g] / den[g])
 			t.Logf("rank %d %s: relative difference from one process after 3 steps %.3g", r, g, rel)

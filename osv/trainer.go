@@ -29,6 +29,9 @@ type Batch struct {
 }
 
 // Metrics are one step's numbers.
+// With Trainer.Group set, the losses are the means over the ranks (the
+// world's batch) and the gradient norms are those of the averaged
+// gradients, the same on every rank.
 type Metrics struct {
 	Step      int64   `json:"step"`
 	Sigma     float64 `json:"sigma"`       // σ_n of the step
@@ -296,7 +299,41 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	}
 	must(torch.ZeroGrads(discParams))
 	must(torch.ZeroGrads(studentParams))
+	if err := t.worldLosses(s, &m); err != nil {
+		return m, err
+	}
 	return m, nil
+}
+
+// worldLosses replaces m's losses, in a data-parallel world, by their
+// means over the ranks: the losses of the world's whole batch.
+func (t *Trainer) worldLosses(s *torch.Scope, m *Metrics) error {
+	if t.Group == nil || t.Group.Config.World == 1 {
+		return nil
+	}
+	dev := torch.CPU
+	if t.Group.Config.Backend == torch.NCCL {
+		dev = t.UNet.Device()
+	}
+	ls := []*float64{&m.LossG, &m.LossDist, &m.LossAdvG, &m.LossD}
+	v := make([]float32, len(ls))
+	for i, l := range ls {
+		v[i] = float32(*l)
+	}
+	x, err := torch.FromFloat32(s, v, []int64{int64(len(v))}, torch.Float32, dev)
+	if err != nil {
+		return err
+	}
+	if err := t.Group.AllReduceMean([]*torch.Tensor{x}); err != nil {
+		return err
+	}
+	if v, err = x.Float32s(); err != nil {
+		return err
+	}
+	for i, l := range ls {
+		*l = float64(v[i])
+	}
+	return nil
 }
 
 // noise draws unit noise like x; in a data-parallel world, this rank's
