@@ -57,6 +57,7 @@ func distSteps(t *testing.T, path string) {
 	rank, world := 0, 1
 	if c, ok, err := torch.DistConfigFromEnv(20 * time.Second); ok {
 		require.NoError(t, err)
+		c.BucketBytes = 16 << 10 // several buckets, some reduced during the backward
 		tr.Group, err = torch.NewProcessGroup(c)
 		require.NoError(t, err)
 		defer tr.Group.Close()

@@ -66,8 +66,9 @@ type Trainer struct {
 	// world: every rank steps on its own batch of the same size, its noise
 	// is its slice of noise drawn for the whole world's batch (so the world
 	// reproduces one process with the combined batch), and the gradients
-	// are averaged over the ranks before clipping. Start every rank from
-	// the same state (same seed, or Broadcast). Metrics are this rank's.
+	// are averaged over the ranks before clipping, bucket by bucket while
+	// the backward runs (torch.GradReducer). Start every rank from the
+	// same state (same seed, or Broadcast). Metrics are the world's.
 	Group *torch.ProcessGroup
 
 	ema        []*torch.Tensor // θ⁻, one per LoRA parameter
@@ -76,6 +77,9 @@ type Trainer struct {
 	grid       []float64
 	step       int64
 	nonFinite  int
+
+	reducers     map[*torch.AdamW]*torch.GradReducer // per optimiser, for reducerGroup
+	reducerGroup *torch.ProcessGroup
 }
 
 // NewTrainer attaches fresh LoRA adapters to u (its weights stay frozen) and
@@ -144,6 +148,7 @@ func (t *Trainer) Close() error {
 	if t == nil {
 		return nil
 	}
+	t.closeReducers()
 	for _, e := range t.ema {
 		e.Free()
 	}
@@ -386,23 +391,22 @@ func (t *Trainer) judge(s *torch.Scope, x *torch.Tensor) []*torch.Tensor {
 // clips, and steps opt unless the gradient is not finite.
 func (t *Trainer) update(l *torch.Tensor, params []*torch.Tensor, opt *torch.AdamW, norm *float64, skipped *bool) error {
 	must(torch.ZeroGrads(params))
+	// In a data-parallel world the gradients are averaged over the ranks
+	// while the backward runs.
+	red, err := t.reducer(opt, params)
+	if err != nil {
+		return err
+	}
+	if red != nil {
+		if err := red.Arm(); err != nil {
+			return err
+		}
+	}
 	if err := torch.Backward(l); err != nil {
 		return err
 	}
-	if t.Group != nil && t.Group.Config.World > 1 {
-		s := torch.NewScope()
-		defer s.Close()
-		var grads []*torch.Tensor
-		for _, p := range params {
-			g, err := p.Grad(s)
-			if err != nil {
-				return err
-			}
-			if g != nil {
-				grads = append(grads, g)
-			}
-		}
-		if err := t.Group.AllReduceMean(grads); err != nil {
+	if red != nil {
+		if _, err := red.Finish(); err != nil {
 			return err
 		}
 	}
@@ -421,6 +425,34 @@ func (t *Trainer) update(l *torch.Tensor, params []*torch.Tensor, opt *torch.Ada
 	}
 	t.nonFinite = 0
 	return opt.Step()
+}
+
+// reducer is the gradient reducer of the parameters opt updates, made on
+// first use for the current Group (nil outside a data-parallel world).
+func (t *Trainer) reducer(opt *torch.AdamW, params []*torch.Tensor) (*torch.GradReducer, error) {
+	if t.Group == nil || t.Group.Config.World == 1 {
+		return nil, nil
+	}
+	if t.reducers == nil || t.reducerGroup != t.Group {
+		t.closeReducers()
+		t.reducers, t.reducerGroup = map[*torch.AdamW]*torch.GradReducer{}, t.Group
+	}
+	if r := t.reducers[opt]; r != nil {
+		return r, nil
+	}
+	r, err := t.Group.NewGradReducer(params)
+	if err != nil {
+		return nil, err
+	}
+	t.reducers[opt] = r
+	return r, nil
+}
+
+func (t *Trainer) closeReducers() {
+	for _, r := range t.reducers {
+		r.Close()
+	}
+	t.reducers = nil
 }
 
 func item(x *torch.Tensor) float64 {

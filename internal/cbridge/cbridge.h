@@ -173,6 +173,15 @@ void osv_dist_free(osv_group* g);
 char* osv_dist_allreduce_mean(osv_group* g, osv_tensor** ts, int n);
 char* osv_dist_broadcast(osv_group* g, osv_tensor** ts, int n, int root);
 char* osv_dist_barrier(osv_group* g);
+// A gradient reducer averages the gradients of params over the group's
+// ranks during the backward pass (buckets of bucket_bytes as float32):
+// arm before the backward, finish after it (in_backward: how many buckets
+// started their all-reduce while the backward ran).
+typedef struct osv_reducer osv_reducer;
+char* osv_reducer_new(osv_group* g, osv_tensor** params, int n, int64_t bucket_bytes, osv_reducer** out);
+char* osv_reducer_arm(osv_reducer* r);
+char* osv_reducer_finish(osv_reducer* r, int* in_backward);
+void osv_reducer_free(osv_reducer* r);
 
 #ifdef __cplusplus
 }

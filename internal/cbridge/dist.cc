@@ -21,9 +21,11 @@
 #endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 
 namespace {
 
@@ -210,6 +212,169 @@ char* osv_dist_barrier(osv_group* g) {
 
 }  // extern "C"
 
+namespace {
+
+// reducer averages the gradients of a fixed list of parameters over the
+// ranks while the backward pass runs: a hook on each parameter copies its
+// gradient into its bucket's flat float32 buffer as soon as autograd has
+// it, and a bucket whose gradients are all in starts its all-reduce (in
+// bucket order, the same on every rank) while the backward goes on.
+// finish() starts what is left (a parameter without a gradient counts as
+// zeros), waits, and writes the means into the parameters' .grad.
+struct reducer {
+  group* g = nullptr;
+  std::vector<at::Tensor> params;
+  std::vector<unsigned> hooks;
+  std::vector<int> bucket_of;                 // parameter → bucket
+  std::vector<int64_t> offset_of;             // parameter → offset in its bucket
+  std::vector<std::vector<int>> buckets;      // bucket → parameters
+  std::vector<at::Tensor> flat;               // bucket → buffer
+  std::vector<int> missing;                   // bucket → gradients still to come
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  std::vector<char> seen;                     // parameter → gradient in
+  int next = 0;                               // the next bucket to start
+  int in_backward = 0;                        // buckets started inside the backward
+  bool armed = false;
+  std::mutex mu;
+  std::string error;
+
+  void start_ready() {
+    while (next < static_cast<int>(buckets.size()) && missing[next] == 0) launch(next++);
+  }
+
+  void launch(int b) {
+    std::vector<at::Tensor> t{flat[b]};
+    works[b] = allreduce(*g, t);
+  }
+
+  void ready(int i, const at::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || seen[i] || !error.empty()) return;
+    try {
+      const int b = bucket_of[i];
+      at::NoGradGuard no_grad;
+      flat[b].narrow(0, offset_of[i], grad.numel()).copy_(grad.detach().reshape({-1}));
+      seen[i] = 1;
+      missing[b]--;
+      const int before = next;
+      start_ready();
+      in_backward += next - before;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+};
+
+reducer& ref_reducer(osv_reducer* r) {
+  if (r == nullptr) throw std::invalid_argument("null gradient reducer");
+  return *reinterpret_cast<reducer*>(r);
+}
+
+}  // namespace
+
+extern "C" {
+
+char* osv_reducer_new(osv_group* g, osv_tensor** ps, int n, int64_t bucket_bytes, osv_reducer** out) {
+  OSV_TRY
+  auto r = std::make_unique<reducer>();
+  r->g = &ref_group(g);
+  if (bucket_bytes < 4) throw std::invalid_argument("gradient buckets need at least 4 bytes");
+  for (int i = 0; i < n; i++) {
+    const at::Tensor& p = osv::ref(ps[i]);
+    if (!p.requires_grad()) throw std::invalid_argument("gradient reducer: parameter " + std::to_string(i) +
+                                                        " does not require a gradient");
+    r->params.push_back(p);
+  }
+  // Buckets in reverse parameter order, the order in which a backward pass
+  // tends to produce the gradients.
+  r->bucket_of.assign(static_cast<size_t>(n), 0);
+  r->offset_of.assign(static_cast<size_t>(n), 0);
+  int64_t bytes = 0;
+  for (int i = n - 1; i >= 0; i--) {
+    const int64_t m = r->params[i].numel() * 4;
+    if (r->buckets.empty() || (bytes > 0 && bytes + m > bucket_bytes)) {
+      r->buckets.emplace_back();
+      bytes = 0;
+    }
+    r->bucket_of[i] = static_cast<int>(r->buckets.size()) - 1;
+    r->offset_of[i] = bytes / 4;
+    r->buckets.back().push_back(i);
+    bytes += m;
+  }
+  for (const auto& b : r->buckets) {
+    int64_t numel = 0;
+    for (int i : b) numel += r->params[i].numel();
+    r->flat.push_back(at::zeros({numel}, at::TensorOptions().dtype(at::kFloat).device(r->g->device)));
+  }
+  r->works.resize(r->buckets.size());
+  r->missing.assign(r->buckets.size(), 0);
+  r->seen.assign(static_cast<size_t>(n), 0);
+  reducer* raw = r.get();
+  for (int i = 0; i < n; i++) {
+    r->hooks.push_back(r->params[i].register_hook([raw, i](const at::Tensor& grad) { raw->ready(i, grad); }));
+  }
+  *out = reinterpret_cast<osv_reducer*>(r.release());
+  OSV_CATCH
+}
+
+char* osv_reducer_arm(osv_reducer* rp) {
+  OSV_TRY
+  reducer& r = ref_reducer(rp);
+  std::lock_guard<std::mutex> lock(r.mu);
+  for (size_t b = 0; b < r.buckets.size(); b++) {
+    r.flat[b].zero_();
+    r.missing[b] = static_cast<int>(r.buckets[b].size());
+    r.works[b].reset();
+  }
+  std::fill(r.seen.begin(), r.seen.end(), 0);
+  r.next = 0;
+  r.in_backward = 0;
+  r.error.clear();
+  r.armed = true;
+  OSV_CATCH
+}
+
+char* osv_reducer_finish(osv_reducer* rp, int* in_backward) {
+  OSV_TRY
+  reducer& r = ref_reducer(rp);
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (!r.armed) throw std::runtime_error("gradient reducer: finish without arm");
+  r.armed = false;
+  if (!r.error.empty()) throw std::runtime_error("gradient reducer: " + r.error);
+  *in_backward = r.in_backward;
+  while (r.next < static_cast<int>(r.buckets.size())) r.launch(r.next++);
+  const double scale = 1.0 / static_cast<double>(r.g->size);
+  at::NoGradGuard no_grad;
+  for (size_t b = 0; b < r.buckets.size(); b++) {
+    wait(r.works[b], r.g->timeout);
+    r.works[b].reset();
+    r.flat[b].mul_(scale);
+    for (int i : r.buckets[b]) {
+      at::Tensor& p = r.params[i];
+      at::Tensor mean = r.flat[b].narrow(0, r.offset_of[i], p.numel()).view(p.sizes());
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(mean);
+      } else {
+        p.mutable_grad() = mean.to(p.device(), p.scalar_type()).clone();
+      }
+    }
+  }
+  OSV_CATCH
+}
+
+void osv_reducer_free(osv_reducer* rp) {
+  auto* r = reinterpret_cast<reducer*>(rp);
+  if (r == nullptr) return;
+  for (size_t i = 0; i < r->hooks.size(); i++) {
+    try {
+      r->params[i].remove_hook(r->hooks[i]);
+    } catch (...) {
+    }
+  }
+  delete r;
+}
+}  // extern "C"
+
 #else  // no backend
 
 extern "C" {
@@ -227,6 +392,10 @@ void osv_dist_free(osv_group*) {}
 char* osv_dist_allreduce_mean(osv_group*, osv_tensor**, int) { return not_built(); }
 char* osv_dist_broadcast(osv_group*, osv_tensor**, int, int) { return not_built(); }
 char* osv_dist_barrier(osv_group*) { return not_built(); }
+char* osv_reducer_new(osv_group*, osv_tensor**, int, int64_t, osv_reducer**) { return not_built(); }
+char* osv_reducer_arm(osv_reducer*) { return not_built(); }
+char* osv_reducer_finish(osv_reducer*, int*) { return not_built(); }
+void osv_reducer_free(osv_reducer*) {}
 
 }  // extern "C"
 

@@ -47,3 +47,30 @@ func (g Group) Broadcast(ts []Tensor, root int) error {
 
 // Barrier waits for every rank.
 func (g Group) Barrier() error { return status(C.osv_dist_barrier(g.p)) }
+
+// Reducer averages parameters' gradients over a group during the backward
+// pass.
+type Reducer struct{ p *C.osv_reducer }
+
+// NewReducer hooks params (each requiring a gradient) into buckets of
+// bucketBytes.
+func (g Group) NewReducer(params []Tensor, bucketBytes int64) (Reducer, error) {
+	h := handles(params)
+	var r *C.osv_reducer
+	err := status(C.osv_reducer_new(g.p, first(h), C.int(len(h)), C.int64_t(bucketBytes), &r))
+	return Reducer{r}, err
+}
+
+// Arm readies the reducer for the next backward pass.
+func (r Reducer) Arm() error { return status(C.osv_reducer_arm(r.p)) }
+
+// Finish completes the averaging after the backward pass and returns how
+// many buckets started during it.
+func (r Reducer) Finish() (int, error) {
+	var n C.int
+	err := status(C.osv_reducer_finish(r.p, &n))
+	return int(n), err
+}
+
+// Free removes the hooks and releases the reducer.
+func (r Reducer) Free() { C.osv_reducer_free(r.p) }

@@ -51,6 +51,9 @@ type DistConfig struct {
 	World     int           // WORLD_SIZE
 	LocalRank int           // LOCAL_RANK: the GPU this rank uses (default Rank)
 	Timeout   time.Duration // rendezvous and every collective; a dead peer becomes an error after it
+	// BucketBytes is the size of the float32 buckets gradients are
+	// averaged in (0: 32 MiB).
+	BucketBytes int64
 }
 
 // DistConfigFromEnv reads the usual launcher variables (RANK, WORLD_SIZE,
@@ -180,5 +183,63 @@ func (p *ProcessGroup) Close() {
 	if p != nil && !p.closed {
 		p.closed = true
 		p.g.Free()
+	}
+}
+
+// GradReducer averages the gradients of a fixed set of parameters over the
+// ranks while the backward pass runs: each parameter's gradient goes into
+// its bucket as soon as autograd has it, and a full bucket starts its
+// all-reduce at once, overlapping the rest of the backward (buckets start
+// in one order on every rank). Use: Arm, Backward, Finish.
+type GradReducer struct {
+	p      *ProcessGroup
+	r      cb.Reducer
+	closed bool
+}
+
+// NewGradReducer hooks params, which must require gradients, into p.
+func (p *ProcessGroup) NewGradReducer(params []*Tensor) (*GradReducer, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	bucket := p.Config.BucketBytes
+	if bucket <= 0 {
+		bucket = 32 << 20
+	}
+	r, err := p.g.NewReducer(handlesOf(params), bucket)
+	if err != nil {
+		return nil, fmt.Errorf("distributed: %w", err)
+	}
+	return &GradReducer{p: p, r: r}, nil
+}
+
+// Arm prepares for the next backward pass.
+func (g *GradReducer) Arm() error {
+	if g == nil || g.closed {
+		return errors.New("distributed: the gradient reducer is closed")
+	}
+	return g.r.Arm()
+}
+
+// Finish waits for the all-reduces, starting those the backward left,
+// and sets every parameter's gradient to the mean over the ranks (zeros
+// standing in for a gradient a rank did not produce). overlapped is how
+// many buckets started while the backward ran.
+func (g *GradReducer) Finish() (overlapped int, err error) {
+	if g == nil || g.closed {
+		return 0, errors.New("distributed: the gradient reducer is closed")
+	}
+	n, err := g.r.Finish()
+	if err != nil {
+		return n, fmt.Errorf("distributed: gradients on rank %d: %w", g.p.Config.Rank, err)
+	}
+	return n, nil
+}
+
+// Close removes the reducer's hooks. It is safe to call twice.
+func (g *GradReducer) Close() {
+	if g != nil && !g.closed {
+		g.closed = true
+		g.r.Free()
 	}
 }

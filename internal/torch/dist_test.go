@@ -55,6 +55,50 @@ func TestDistRank(t *testing.T) {
 		require.Equal(t, []float32{n - 1, 1 - n}, xv)
 		require.NoError(t, p.Barrier())
 		fmt.Println("rank", c.Rank, "ok")
+	case "reducer":
+		// Three parameters; rank r's loss is Σ (r+1)·k·p_k, except that rank
+		// 1 leaves p_2 out. The mean gradients are known in closed form.
+		var ps []*Tensor
+		for range 3 {
+			q, err := FromFloat32(s, []float32{1, 2, 3, 4}, []int64{4}, Float32, CPU)
+			require.NoError(t, err)
+			require.NoError(t, q.SetRequiresGrad(true))
+			ps = append(ps, q)
+		}
+		p.Config.BucketBytes = 16 // one parameter a bucket
+		red, err := p.NewGradReducer(ps)
+		require.NoError(t, err)
+		defer red.Close()
+		for round := range 2 { // a reducer serves backward after backward
+			require.NoError(t, ZeroGrads(ps))
+			require.NoError(t, red.Arm())
+			var loss *Tensor
+			for k, q := range ps {
+				if k == 2 && c.Rank == 1 {
+					continue
+				}
+				term := s.MulScalar(s.Sum(q, false), float64((c.Rank+1)*(k+1)))
+				if loss == nil {
+					loss = term
+				} else {
+					loss = s.Add(loss, term)
+				}
+			}
+			require.NoError(t, Backward(loss))
+			overlapped, err := red.Finish()
+			require.NoError(t, err)
+			n := float32(c.World)
+			for k, q := range ps {
+				g, err := q.Grad(s)
+				require.NoError(t, err)
+				want := float32(k+1) * (n + 1) / 2 // mean of (r+1)·(k+1)
+				if k == 2 {
+					want = float32(k+1) * ((n+1)*n/2 - 2) / n // rank 1 gave zeros
+				}
+				require.Equal(t, []float32{want, want, want, want}, vals(t, g), "round %d parameter %d", round, k)
+			}
+			fmt.Printf("rank %d round %d ok, %d of 3 buckets started during the backward\n", c.Rank, round, overlapped)
+		}
 	case "dead-peer", "stuck-peer":
 		require.NoError(t, p.Barrier())
 		if c.Rank == 1 {
@@ -149,6 +193,23 @@ func TestDistStuckPeer(t *testing.T) {
 	require.InDelta(t, 3, secs, 1.5, "the collective should fail at the timeout")
 }
 
+// Gradients averaged while the backward runs: buckets start as their
+// gradients arrive, a parameter one rank did not use counts as zeros
+// there, and the reducer serves one backward after another.
+func TestDistGradReducer(t *testing.T) {
+	if !DistributedBuilt(Gloo) {
+		t.Skip("this build has no c10d/Gloo")
+	}
+	outs, errs := startWorld(t, 2, "reducer")
+	for r := range 2 {
+		require.NoError(t, errs[r], "rank %d:\n%s", r, outs[r])
+		require.Contains(t, outs[r], fmt.Sprintf("rank %d round 1 ok", r))
+		i := strings.Index(outs[r], fmt.Sprintf("rank %d round 0 ok", r))
+		require.GreaterOrEqual(t, i, 0, outs[r])
+		t.Log(strings.SplitN(outs[r][i:], "\n", 2)[0])
+	}
+}
+
 func TestDistConfig(t *testing.T) {
 	t.Setenv("WORLD_SIZE", "")
 	_, ok, err := DistConfigFromEnv(time.Second)
@@ -192,6 +253,21 @@ func TestDistNCCLWorldOne(t *testing.T) {
 	cpu, err := FromFloat32(s, []float32{1}, []int64{1}, Float32, CPU)
 	require.NoError(t, err)
 	require.ErrorContains(t, p.AllReduceMean([]*Tensor{cpu}), "in a process group on cuda:0")
+
+	// The gradient reducer on the device: a world of one keeps the gradients.
+	w, err := FromFloat32(s, []float32{1, 2}, []int64{2}, Float32, dev)
+	require.NoError(t, err)
+	require.NoError(t, w.SetRequiresGrad(true))
+	red, err := p.NewGradReducer([]*Tensor{w})
+	require.NoError(t, err)
+	defer red.Close()
+	require.NoError(t, red.Arm())
+	require.NoError(t, Backward(s.Sum(s.Mul(w, w), false)))
+	_, err = red.Finish()
+	require.NoError(t, err)
+	g, err := w.Grad(s)
+	require.NoError(t, err)
+	require.Equal(t, []float32{2, 4}, vals(t, g))
 	p.Close()
 	require.ErrorContains(t, p.Barrier(), "closed")
 }
