@@ -218,6 +218,9 @@ func (g *GradReducer) Arm() error {
 	if g == nil || g.closed {
 		return errors.New("distributed: the gradient reducer is closed")
 	}
+	if err := g.p.check(); err != nil {
+		return err
+	}
 	return g.r.Arm()
 }
 
@@ -228,6 +231,9 @@ func (g *GradReducer) Arm() error {
 func (g *GradReducer) Finish() (overlapped int, err error) {
 	if g == nil || g.closed {
 		return 0, errors.New("distributed: the gradient reducer is closed")
+	}
+	if err := g.p.check(); err != nil {
+		return 0, err
 	}
 	n, err := g.r.Finish()
 	if err != nil {

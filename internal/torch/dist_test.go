@@ -269,5 +269,6 @@ func TestDistNCCLWorldOne(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []float32{2, 4}, vals(t, g))
 	p.Close()
+	require.ErrorContains(t, red.Arm(), "closed", "a reducer outliving its group")
 	require.ErrorContains(t, p.Barrier(), "closed")
 }
