@@ -46,14 +46,16 @@ func (s *Scope) ReLU(a *Tensor) *Tensor       { return s.unary("relu", cb.OpReLU
 func (s *Scope) Abs(a *Tensor) *Tensor        { return s.unary("abs", cb.OpAbs, a) }
 func (s *Scope) Square(a *Tensor) *Tensor     { return s.unary("square", cb.OpSquare, a) }
 func (s *Scope) Contiguous(a *Tensor) *Tensor { return s.unary("contiguous", cb.OpContiguous, a) }
+func (s *Scope) Clone(a *Tensor) *Tensor      { return s.unary("clone", cb.OpClone, a) }
+func (s *Scope) Detach(a *Tensor) *Tensor     { return s.unary("detach", cb.OpDetach, a) }
 
 // ChannelsLast copies a 4-d [N, C, H, W] (or 5-d [N, C, D, H, W]) tensor
 // into the channels-last layout (NHWC, NDHWC in memory; same shape), or
 // returns it when it already is. Convolutions, GroupNorm and elementwise
 // operations keep the layout; Contiguous restores the default one.
-func (s *Scope) ChannelsLast(a *Tensor) *Tensor { return s.unary("channels_last", cb.OpChannelsLast, a) }
-func (s *Scope) Clone(a *Tensor) *Tensor      { return s.unary("clone", cb.OpClone, a) }
-func (s *Scope) Detach(a *Tensor) *Tensor     { return s.unary("detach", cb.OpDetach, a) }
+func (s *Scope) ChannelsLast(a *Tensor) *Tensor {
+	return s.unary("channels_last", cb.OpChannelsLast, a)
+}
 
 // Broadcasting arithmetic.
 func (s *Scope) Add(a, b *Tensor) *Tensor     { return s.binary("add", cb.OpAdd, a, b) }
