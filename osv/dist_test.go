@@ -3,7 +3,6 @@ package osv
 import (
 	"encoding/json"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +56,7 @@ func distSteps(t *testing.T, path string) {
 	rank, world := 0, 1
 	if c, ok, err := torch.DistConfigFromEnv(20 * time.Second); ok {
 		require.NoError(t, err)
-		c.BucketBytes = 16 << 10 // several buckets, some reduced during the backward
+		c.BucketBytes = 16 << 10 // several buckets rather than one
 		tr.Group, err = torch.NewProcessGroup(c)
 		require.NoError(t, err)
 		defer tr.Group.Close()
@@ -189,10 +188,9 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 }
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := torch.FreePort()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // On one GPU, a world of one through NCCL: the trainer broadcasts its

@@ -22,14 +22,9 @@ func TestParityUNet(t *testing.T) { parityUNet(t) }
 // The channels-last UNet (the CUDA default) against the fixture on any
 // device, with GroupNorm's split statistics reading the layout in place.
 func TestParityUNetChannelsLast(t *testing.T) {
-	gn, err := torch.GroupNormModeNow()
+	restore, err := torch.ChannelsLastEverywhere()
 	require.NoError(t, err)
-	torch.SetLayoutMode(torch.LayoutChannelsLast)
-	require.NoError(t, torch.SetGroupNormMode(torch.GroupNormSplitAlways))
-	t.Cleanup(func() {
-		torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
-		require.NoError(t, torch.SetGroupNormMode(gn))
-	})
+	t.Cleanup(func() { require.NoError(t, restore()) })
 	parityUNet(t)
 }
 

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"sync"
 	"syscall"
+
+	"github.com/onestepvideo/osv-go/internal/torch"
 )
 
 // rankCommand makes the command that runs one rank with args; tests
@@ -29,7 +30,7 @@ var rankCommand = func(args []string) (*exec.Cmd, error) {
 // for all of them. A rank that fails makes the launcher stop the others;
 // the error names the first rank that failed.
 func launch(ctx context.Context, nproc int, args []string, stderr io.Writer) error {
-	port, err := freePort()
+	port, err := torch.FreePort()
 	if err != nil {
 		return fmt.Errorf("-nproc: %w", err)
 	}
@@ -101,13 +102,4 @@ func launch(ctx context.Context, nproc int, args []string, stderr io.Writer) err
 		return errors.Join(ctx.Err(), first)
 	}
 	return first
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

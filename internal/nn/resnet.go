@@ -70,11 +70,7 @@ func residualBody(c *torch.Scope, x, xb, e, alpha *torch.Tensor, norm1 *GroupNor
 	if e != nil {
 		if perSampleChannel(e, h) {
 			// e [N, C, 1, ...] joins the bias as one [N, C] offset.
-			eb := c.Reshape(e, e.Size(0), e.Size(1))
-			if bias != nil {
-				eb = c.Add(eb, bias)
-			}
-			bias = eb
+			bias = sumBias(c, c.Reshape(e, e.Size(0), e.Size(1)), bias)
 		} else {
 			h2 := c.Add(h, e)
 			c.Drop(h)
@@ -86,43 +82,39 @@ func residualBody(c *torch.Scope, x, xb, e, alpha *torch.Tensor, norm1 *GroupNor
 	h, bias = conv2.ForwardSplitBias(c, a)
 	c.Drop(a)
 	if shortcut != nil {
-		// The shortcut's bias joins conv2's in the residual sum; so does
-		// the pending bias, through the (linear) shortcut.
-		var sb *torch.Tensor
+		// The pending bias passes through the (linear) shortcut as W·xb;
+		// that and the shortcut's own bias join conv2's in the residual sum.
 		if xb != nil {
-			if sxb := shortcut.pointwiseOf(c, xb); sxb != nil {
-				x, sb = shortcut.ForwardSplitBias(c, x)
-				if sb != nil {
-					sxb = c.Add(sxb, sb)
-				}
-				sb, xb = sxb, nil
+			if wb := shortcut.pointwiseOf(c, xb); wb != nil {
+				bias = sumBias(c, bias, wb)
 			} else {
-				x, sb = shortcut.ForwardSplitBias(c, c.Add(x, channelView(c, xb, x.Dim())))
-				xb = nil
+				x = c.Add(x, channelView(c, xb, x.Dim()))
 			}
-		} else {
-			x, sb = shortcut.ForwardSplitBias(c, x)
+			xb = nil
 		}
-		switch {
-		case sb == nil:
-		case alpha != nil:
-			x = c.Add(x, sb) // x + α·(h + b) needs x whole
-		case bias == nil:
-			bias = sb
-		default:
-			bias = c.Add(bias, sb)
+		var sb *torch.Tensor
+		x, sb = shortcut.ForwardSplitBias(c, x)
+		if alpha != nil && sb != nil {
+			x = c.Add(x, channelView(c, sb, x.Dim())) // x + α·(…) needs x whole
+		} else {
+			bias = sumBias(c, bias, sb)
 		}
 	}
-	if xb != nil { // no shortcut: x itself lacks xb
-		if bias == nil {
-			bias = xb
-		} else {
-			bias = c.Add(bias, xb)
-		}
-	}
+	bias = sumBias(c, bias, xb) // without a shortcut x itself lacks xb
 	out := c.Residual(x, h, bias, alpha)
 	c.Drop(h, x)
 	return out
+}
+
+// sumBias adds two per-channel biases, either of which may be nil.
+func sumBias(c *torch.Scope, a, b *torch.Tensor) *torch.Tensor {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return c.Add(a, b)
 }
 
 // channelView shapes a per-channel bias [C] as [1, C, 1, ...] of rank dims.

@@ -3,6 +3,7 @@ package torch
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -54,6 +55,17 @@ type DistConfig struct {
 	// BucketBytes is the size of the float32 buckets gradients are
 	// averaged in (0: 32 MiB).
 	BucketBytes int64
+}
+
+// FreePort is a TCP port on the loopback interface that nobody listens on
+// (at the time of the call), for a local world's MASTER_PORT.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("distributed: no free loopback port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // DistConfigFromEnv reads the usual launcher variables (RANK, WORLD_SIZE,

@@ -126,3 +126,23 @@ func ChannelsLastOn(dev Device) bool {
 	}
 	return false
 }
+
+// ChannelsLastEverywhere sets the channels-last layout and GroupNorm's
+// split statistics (which read that layout in place) on every device, the
+// CPU included, so that the CUDA defaults can be checked there; restore
+// puts the previous modes back.
+func ChannelsLastEverywhere() (restore func() error, err error) {
+	gn, err := GroupNormModeNow()
+	if err != nil {
+		return nil, err
+	}
+	layout := LayoutMode(layoutMode.Load())
+	if err := SetGroupNormMode(GroupNormSplitAlways); err != nil {
+		return nil, err
+	}
+	SetLayoutMode(LayoutChannelsLast)
+	return func() error {
+		SetLayoutMode(layout)
+		return SetGroupNormMode(gn)
+	}, nil
+}

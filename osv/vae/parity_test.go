@@ -90,14 +90,9 @@ func TestParityVAE(t *testing.T) {
 // device, with GroupNorm's split statistics reading the layout directly.
 func TestParityDecodeChannelsLast(t *testing.T) {
 	require.NoError(t, torch.SetTF32(false))
-	gn, err := torch.GroupNormModeNow()
+	restore, err := torch.ChannelsLastEverywhere()
 	require.NoError(t, err)
-	torch.SetLayoutMode(torch.LayoutChannelsLast)
-	require.NoError(t, torch.SetGroupNormMode(torch.GroupNormSplitAlways))
-	t.Cleanup(func() {
-		torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
-		require.NoError(t, torch.SetGroupNormMode(gn))
-	})
+	t.Cleanup(func() { require.NoError(t, restore()) })
 	m := loadModel(t)
 	s := torch.NewScope()
 	defer s.Close()
