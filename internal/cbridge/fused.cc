@@ -17,7 +17,7 @@ int osv_k_affine_act(int dtype, const void* x, void* y, const float* scale, cons
                      int64_t S, int64_t inner, int act, cudaStream_t stream);
 int osv_k_residual(int dtype, const void* x, const void* h, const float* b, const float* alpha, void* out, int64_t N,
                    int64_t C, int64_t S, int64_t inner, cudaStream_t stream);
-int osv_k_stats_cl_blocks(int64_t N, int64_t S);
+int osv_k_stats_cl_blocks(int64_t S);
 int osv_k_stats_cl(int dtype, const void* x, float* part, int64_t N, int64_t S, int64_t C, int blocks,
                    cudaStream_t stream);
 int osv_k_stats_rows(int dtype, const void* x, float* part, int64_t rows, int64_t S, int64_t seg_len, int segs,
@@ -107,7 +107,7 @@ at::Tensor channel_stats(const at::Tensor& x, int64_t inner) {
   auto f32 = x.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous);
   cudaStream_t stream = at::cuda::getCurrentCUDAStream().stream();
   if (inner == 1) {
-    const int blocks = osv_k_stats_cl_blocks(N, S);
+    const int blocks = osv_k_stats_cl_blocks(S);
     at::Tensor part = at::empty({N, blocks, 2, C}, f32);
     check(osv_k_stats_cl(dtype_code(x), x.data_ptr(), part.data_ptr<float>(), N, S, C, blocks, stream), "stats");
     return part.sum(1);

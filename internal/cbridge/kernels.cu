@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace {
 
@@ -298,15 +299,27 @@ int launch_elementwise(const void* x, const void* h, void* y, Op op, int64_t N, 
   return static_cast<int>(cudaGetLastError());
 }
 
+// with_dtype calls f(T{}, V) for the element type that dtype names (0
+// float32, 1 float16, 2 bfloat16) and its vector width V (a
+// std::integral_constant), then returns f's error or the launch's.
+template <typename F>
+int with_dtype(int dtype, F f) {
+  int err = 0;
+  switch (dtype) {
+    case 0: err = f(float{}, std::integral_constant<int, 4>{}); break;
+    case 1: err = f(__half{}, std::integral_constant<int, 8>{}); break;
+    case 2: err = f(__nv_bfloat16{}, std::integral_constant<int, 8>{}); break;
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
+  return err != 0 ? err : static_cast<int>(cudaGetLastError());
+}
+
 template <typename Op>
 int dispatch_elementwise(int dtype, const void* x, const void* h, void* y, Op op, int64_t N, int64_t C, int64_t S,
                          int64_t inner, cudaStream_t stream) {
-  switch (dtype) {
-    case 0: return launch_elementwise<float, 4>(x, h, y, op, N, C, S, inner, stream);
-    case 1: return launch_elementwise<__half, 8>(x, h, y, op, N, C, S, inner, stream);
-    case 2: return launch_elementwise<__nv_bfloat16, 8>(x, h, y, op, N, C, S, inner, stream);
-  }
-  return static_cast<int>(cudaErrorInvalidValue);
+  return with_dtype(dtype, [&](auto t, auto v) {
+    return launch_elementwise<decltype(t), decltype(v)::value>(x, h, y, op, N, C, S, inner, stream);
+  });
 }
 
 }  // namespace
@@ -328,8 +341,7 @@ int osv_k_residual(int dtype, const void* x, const void* h, const float* b, cons
 
 // Channels-last statistics into part [N, blocks, 2, C], blocks from
 // osv_k_stats_cl_blocks; C / vector width must be at most 256.
-int osv_k_stats_cl_blocks(int64_t N, int64_t S) {
-  (void)N;
+int osv_k_stats_cl_blocks(int64_t S) {
   int64_t b = S / 64;
   if (b > 256) b = 256;
   return static_cast<int>(b < 1 ? 1 : b);
@@ -337,97 +349,55 @@ int osv_k_stats_cl_blocks(int64_t N, int64_t S) {
 
 int osv_k_stats_cl(int dtype, const void* x, float* part, int64_t N, int64_t S, int64_t C, int blocks,
                    cudaStream_t stream) {
-  const int V = dtype == 0 ? 4 : 8;
-  const int64_t cv = C / V;
-  if (cv < 1 || cv > 256) return static_cast<int>(cudaErrorInvalidValue);
-  const int threads = static_cast<int>(cv * (256 / cv));
-  const size_t shmem = 2 * static_cast<size_t>(threads) * V * sizeof(float);
   if (blocks > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  dim3 grid(static_cast<unsigned>(N), blocks);
-  switch (dtype) {
-    case 0:
-      stats_cl_kernel<float, 4><<<grid, threads, shmem, stream>>>(static_cast<const float*>(x), part, S, C);
-      break;
-    case 1:
-      stats_cl_kernel<__half, 8><<<grid, threads, shmem, stream>>>(static_cast<const __half*>(x), part, S, C);
-      break;
-    case 2:
-      stats_cl_kernel<__nv_bfloat16, 8>
-          <<<grid, threads, shmem, stream>>>(static_cast<const __nv_bfloat16*>(x), part, S, C);
-      break;
-    default:
-      return static_cast<int>(cudaErrorInvalidValue);
-  }
-  return static_cast<int>(cudaGetLastError());
+  return with_dtype(dtype, [&](auto t, auto v) {
+    using T = decltype(t);
+    constexpr int V = decltype(v)::value;
+    const int64_t cv = C / V;
+    if (cv < 1 || cv > 256) return static_cast<int>(cudaErrorInvalidValue);
+    const int threads = static_cast<int>(cv * (256 / cv));
+    const size_t shmem = 2 * static_cast<size_t>(threads) * V * sizeof(float);
+    dim3 grid(static_cast<unsigned>(N), blocks);
+    stats_cl_kernel<T, V><<<grid, threads, shmem, stream>>>(static_cast<const T*>(x), part, S, C);
+    return 0;
+  });
 }
 
 // Row statistics into part [rows, segs, 2], segments of seg_len elements
 // (a multiple of the vector width).
 int osv_k_stats_rows(int dtype, const void* x, float* part, int64_t rows, int64_t S, int64_t seg_len, int segs,
                      cudaStream_t stream) {
-  const int threads = 256;
   if (segs > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  dim3 grid(static_cast<unsigned>(rows), segs);
-  switch (dtype) {
-    case 0:
-      stats_rows_kernel<float, 4><<<grid, threads, 0, stream>>>(static_cast<const float*>(x), part, S, seg_len);
-      break;
-    case 1:
-      stats_rows_kernel<__half, 8><<<grid, threads, 0, stream>>>(static_cast<const __half*>(x), part, S, seg_len);
-      break;
-    case 2:
-      stats_rows_kernel<__nv_bfloat16, 8>
-          <<<grid, threads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), part, S, seg_len);
-      break;
-    default:
-      return static_cast<int>(cudaErrorInvalidValue);
-  }
-  return static_cast<int>(cudaGetLastError());
+  return with_dtype(dtype, [&](auto t, auto v) {
+    using T = decltype(t);
+    dim3 grid(static_cast<unsigned>(rows), segs);
+    stats_rows_kernel<T, decltype(v)::value><<<grid, 256, 0, stream>>>(static_cast<const T*>(x), part, S, seg_len);
+    return 0;
+  });
 }
 
 int osv_k_upsample2x(int dtype, const void* x, void* y, int64_t N, int64_t H, int64_t W, int64_t C,
                      cudaStream_t stream) {
-  const int V = dtype == 0 ? 4 : 8;
-  const int64_t cv = C / V;
-  if (C % V != 0 || cv < 1 || cv > 256 || N * H > 2147483647LL) return static_cast<int>(cudaErrorInvalidValue);
-  const unsigned threads = static_cast<unsigned>(cv * (256 / cv));
-  const unsigned grid = static_cast<unsigned>(N * H);
-  switch (dtype) {
-    case 0:
-      upsample2x_cl_kernel<float, 4><<<grid, threads, 0, stream>>>(static_cast<const float*>(x), static_cast<float*>(y), H, W, C);
-      break;
-    case 1:
-      upsample2x_cl_kernel<__half, 8><<<grid, threads, 0, stream>>>(static_cast<const __half*>(x), static_cast<__half*>(y), H, W, C);
-      break;
-    case 2:
-      upsample2x_cl_kernel<__nv_bfloat16, 8>
-          <<<grid, threads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), H, W, C);
-      break;
-    default:
-      return static_cast<int>(cudaErrorInvalidValue);
-  }
-  return static_cast<int>(cudaGetLastError());
+  if (N * H > 2147483647LL) return static_cast<int>(cudaErrorInvalidValue);
+  return with_dtype(dtype, [&](auto t, auto v) {
+    using T = decltype(t);
+    constexpr int V = decltype(v)::value;
+    const int64_t cv = C / V;
+    if (C % V != 0 || cv < 1 || cv > 256) return static_cast<int>(cudaErrorInvalidValue);
+    const unsigned threads = static_cast<unsigned>(cv * (256 / cv));
+    upsample2x_cl_kernel<T, V><<<static_cast<unsigned>(N * H), threads, 0, stream>>>(static_cast<const T*>(x),
+                                                                                     static_cast<T*>(y), H, W, C);
+    return 0;
+  });
 }
 
 int osv_k_geglu(int dtype, const void* h, void* out, int64_t R, int64_t D, cudaStream_t stream) {
-  const int threads = 256;
-  switch (dtype) {
-    case 0:
-      geglu_kernel<float, 4><<<grid_for(R * D / 4, threads), threads, 0, stream>>>(
-          static_cast<const float*>(h), static_cast<float*>(out), R, D);
-      break;
-    case 1:
-      geglu_kernel<__half, 8><<<grid_for(R * D / 8, threads), threads, 0, stream>>>(
-          static_cast<const __half*>(h), static_cast<__half*>(out), R, D);
-      break;
-    case 2:
-      geglu_kernel<__nv_bfloat16, 8><<<grid_for(R * D / 8, threads), threads, 0, stream>>>(
-          static_cast<const __nv_bfloat16*>(h), static_cast<__nv_bfloat16*>(out), R, D);
-      break;
-    default:
-      return static_cast<int>(cudaErrorInvalidValue);
-  }
-  return static_cast<int>(cudaGetLastError());
+  return with_dtype(dtype, [&](auto t, auto v) {
+    using T = decltype(t);
+    constexpr int V = decltype(v)::value;
+    geglu_kernel<T, V><<<grid_for(R * D / V, 256), 256, 0, stream>>>(static_cast<const T*>(h), static_cast<T*>(out), R, D);
+    return 0;
+  });
 }
 
 }  // extern "C"
