@@ -144,7 +144,7 @@ unit: deps
 	$(GO) test $(GOTAGS) ./...
 
 fuzz: deps
-	$(GO) test -run=NONE -fuzz=FuzzParseHeader -fuzztime=$(FUZZTIME) ./internal/torch/safetensors/
+	$(GO) test -run=NONE -fuzz=FuzzParseHeader -fuzztime=$(FUZZTIME) ./torch/safetensors/
 
 # The demonstration: the fixture UNet checked against diffusers with its
 # timing, then an image turned into a GIF by the fixture pipeline (a tiny

@@ -3,7 +3,7 @@ package discriminator
 import (
 	"fmt"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // DINOv2's image processor normalisation (ImageNet statistics).

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Backbone is transformers' Dinov2Model: patch embedding, class token and
@@ -14,15 +14,15 @@ import (
 // gradients, but gradients flow through it to its input.
 type Backbone struct {
 	Config BackboneConfig
-	params *nn.Params
+	params *torch.Params
 	dtype  torch.DType
 	device torch.Device
 
-	cls       *nn.Param // embeddings.cls_token [1, 1, D]
-	mask      *nn.Param // embeddings.mask_token [1, D], loaded and unused
-	positions *nn.Param // embeddings.position_embeddings [1, 1 + grid², D]
-	patch     *nn.Conv  // embeddings.patch_embeddings.projection
-	layers    []*layer  // encoder.layer.i
+	cls       *torch.Param // embeddings.cls_token [1, 1, D]
+	mask      *torch.Param // embeddings.mask_token [1, D], loaded and unused
+	positions *torch.Param // embeddings.position_embeddings [1, 1 + grid², D]
+	patch     *nn.Conv     // embeddings.patch_embeddings.projection
+	layers    []*layer     // encoder.layer.i
 	norm      *nn.LayerNorm
 }
 
@@ -41,15 +41,15 @@ type States struct {
 // buildBackbone lays out the layers under the checkpoint's keys; cfg must
 // be valid.
 func buildBackbone(cfg BackboneConfig) *Backbone {
-	ps := nn.NewParams()
+	ps := torch.NewParams()
 	d := cfg.HiddenSize
 	g := cfg.GridSize()
 	b := &Backbone{Config: cfg, params: ps}
-	b.cls = ps.Add("embeddings.cls_token", []int64{1, 1, d}, nn.Init{Kind: nn.InitZeros})
+	b.cls = ps.Add("embeddings.cls_token", []int64{1, 1, d}, torch.Init{Kind: torch.InitZeros})
 	if cfg.UseMaskToken {
-		b.mask = ps.Add("embeddings.mask_token", []int64{1, d}, nn.Init{Kind: nn.InitZeros})
+		b.mask = ps.Add("embeddings.mask_token", []int64{1, d}, torch.Init{Kind: torch.InitZeros})
 	}
-	b.positions = ps.Add("embeddings.position_embeddings", []int64{1, g*g + 1, d}, nn.Init{Kind: nn.InitZeros})
+	b.positions = ps.Add("embeddings.position_embeddings", []int64{1, g*g + 1, d}, torch.Init{Kind: torch.InitZeros})
 	p := cfg.PatchSize
 	b.patch = nn.NewConv(ps, "embeddings.patch_embeddings.projection", cfg.NumChannels, d, []int64{p, p},
 		nn.ConvOptions{Stride: []int64{p}})
@@ -70,7 +70,7 @@ func (b *Backbone) Device() torch.Device { return b.device }
 func (b *Backbone) NumParams() int64 { return b.params.Count() }
 
 // Params lists the weights (frozen: none requires gradients).
-func (b *Backbone) Params() *nn.Params { return b.params }
+func (b *Backbone) Params() *torch.Params { return b.params }
 
 // Close releases the weights. It is safe to call twice.
 func (b *Backbone) Close() error {

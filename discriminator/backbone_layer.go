@@ -4,7 +4,7 @@ import (
 	"math"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // layer is Dinov2Layer, a pre-norm transformer block with layer scale:
@@ -17,12 +17,12 @@ type layer struct {
 	headDim      int64
 	norm1, norm2 *nn.LayerNorm
 	q, k, v, out *nn.Linear
-	scale1       *nn.Param // layer_scale1.lambda1
-	scale2       *nn.Param // layer_scale2.lambda1
+	scale1       *torch.Param // layer_scale1.lambda1
+	scale2       *torch.Param // layer_scale2.lambda1
 	mlp          *mlp
 }
 
-func newLayer(ps *nn.Params, path string, cfg BackboneConfig) *layer {
+func newLayer(ps *torch.Params, path string, cfg BackboneConfig) *layer {
 	d := cfg.HiddenSize
 	a := path + ".attention."
 	return &layer{
@@ -35,8 +35,8 @@ func newLayer(ps *nn.Params, path string, cfg BackboneConfig) *layer {
 		k:       nn.NewLinear(ps, a+"attention.key", d, d, cfg.QKVBias),
 		v:       nn.NewLinear(ps, a+"attention.value", d, d, cfg.QKVBias),
 		out:     nn.NewLinear(ps, a+"output.dense", d, d, true),
-		scale1:  ps.Add(path+".layer_scale1.lambda1", []int64{d}, nn.Init{Kind: nn.InitConst, Value: cfg.LayerscaleValue}),
-		scale2:  ps.Add(path+".layer_scale2.lambda1", []int64{d}, nn.Init{Kind: nn.InitConst, Value: cfg.LayerscaleValue}),
+		scale1:  ps.Add(path+".layer_scale1.lambda1", []int64{d}, torch.Init{Kind: torch.InitConst, Value: cfg.LayerscaleValue}),
+		scale2:  ps.Add(path+".layer_scale2.lambda1", []int64{d}, torch.Init{Kind: torch.InitConst, Value: cfg.LayerscaleValue}),
 		mlp:     newMLP(ps, path+".mlp", cfg),
 	}
 }
@@ -84,7 +84,7 @@ type mlp struct {
 	in, out *nn.Linear
 }
 
-func newMLP(ps *nn.Params, path string, cfg BackboneConfig) *mlp {
+func newMLP(ps *torch.Params, path string, cfg BackboneConfig) *mlp {
 	d, h := cfg.HiddenSize, cfg.MLPHidden()
 	if cfg.UseSwiGLUFFN {
 		return &mlp{

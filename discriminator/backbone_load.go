@@ -2,21 +2,22 @@ package discriminator
 
 import (
 	"github.com/onestepvideo/osv-go/internal/nn"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Option configures Load and New.
-type Option = nn.Option
+type Option = torch.ModelOption
 
 // WithDevice places the weights on "cpu" (default), "cuda" or "cuda:N".
-func WithDevice(device string) Option { return nn.WithDevice(device) }
+func WithDevice(device string) Option { return torch.WithDevice(device) }
 
 // WithDType sets the dtype of the backbone's weights and computation:
 // "fp32" (default), "fp16" or "bf16". The discriminator's trainable parts
 // stay in float32 whatever the backbone's dtype.
-func WithDType(dtype string) Option { return nn.WithDType(dtype) }
+func WithDType(dtype string) Option { return torch.WithDType(dtype) }
 
 // WithSeed sets the seed of New's random initialisation (default 0).
-func WithSeed(seed uint64) Option { return nn.WithSeed(seed) }
+func WithSeed(seed uint64) Option { return torch.WithSeed(seed) }
 
 // LoadBackbone reads a transformers Dinov2Model folder (config.json and
 // model.safetensors, single or sharded, any float dtype on disk), cast to
@@ -34,7 +35,7 @@ func NewBackbone(cfg BackboneConfig, opts ...Option) (*Backbone, error) {
 }
 
 // buildBackboneWith lays the backbone out and records where its weights live.
-func buildBackboneWith(cfg BackboneConfig, o nn.Options) (*Backbone, *nn.Params) {
+func buildBackboneWith(cfg BackboneConfig, o torch.ModelOptions) (*Backbone, *torch.Params) {
 	b := buildBackbone(cfg)
 	b.dtype, b.device = o.DType, o.Device
 	return b, b.params

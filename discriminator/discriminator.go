@@ -4,8 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Discriminator is OSV's latent discriminator: a trainable upsampler from
@@ -19,7 +18,7 @@ import (
 type Discriminator struct {
 	Config   Config // resolved: Layers, HeadChannels and NormGroups filled
 	backbone *Backbone
-	state    *nn.Params // trainable parameters and the spectral norms' u vectors
+	state    *torch.Params // trainable parameters and the spectral norms' u vectors
 	buffers  map[string]bool
 	train    bool
 
@@ -32,7 +31,7 @@ var errClosed = errors.New("discriminator: closed")
 
 // build lays out the trainable parts; cfg must be resolved.
 func build(b *Backbone, cfg Config) *Discriminator {
-	ps := nn.NewParams()
+	ps := torch.NewParams()
 	d := &Discriminator{Config: cfg, backbone: b, state: ps, buffers: map[string]bool{}, train: true}
 	bc := b.Config
 	if !cfg.PixelInput {
@@ -141,11 +140,11 @@ func (d *Discriminator) markTrainable() error {
 // Trainable lists the upsampler's and the heads' parameters (each
 // requires gradients), in a fixed order; never a backbone weight, nor the
 // spectral norms' u vectors.
-func (d *Discriminator) Trainable() []*nn.Param {
+func (d *Discriminator) Trainable() []*torch.Param {
 	if d == nil || d.state == nil {
 		return nil
 	}
-	var out []*nn.Param
+	var out []*torch.Param
 	for _, p := range d.state.List() {
 		if !d.buffers[p.Name] {
 			out = append(out, p)
@@ -194,4 +193,4 @@ func (d *Discriminator) loaded() bool {
 
 // State lists everything Save writes: the trainable parameters and the
 // spectral norms' u vectors (for checkpoints that restore in place).
-func (d *Discriminator) State() []*nn.Param { return d.state.List() }
+func (d *Discriminator) State() []*torch.Param { return d.state.List() }

@@ -9,7 +9,7 @@ import (
 	"github.com/wangkuiyi/gotorch"
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // toGotorch hands an engine tensor to the caller's side, released by the

@@ -4,7 +4,7 @@ import (
 	"math"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // block is StyleGAN-T's discriminator block: a spectrally normalised
@@ -16,7 +16,7 @@ type block struct {
 	slope float64
 }
 
-func newBlock(ps *nn.Params, path string, in, out int64, kernel []int64, cfg Config) *block {
+func newBlock(ps *torch.Params, path string, in, out int64, kernel []int64, cfg Config) *block {
 	return &block{
 		conv:  newSNConv(ps, path+".conv", in, out, kernel),
 		norm:  nn.NewGroupNorm(ps, path+".norm", cfg.NormGroups, out, cfg.NormEps),
@@ -45,7 +45,7 @@ type head struct {
 	out     *snConv
 }
 
-func newHead(ps *nn.Params, path string, channels, rank int64, cfg Config) *head {
+func newHead(ps *torch.Params, path string, channels, rank int64, cfg Config) *head {
 	ones := make([]int64, rank)
 	ks := make([]int64, rank)
 	for i := range ones {

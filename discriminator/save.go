@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"github.com/onestepvideo/osv-go/torch"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
 )
 
 // configKey is the safetensors metadata entry that holds the resolved

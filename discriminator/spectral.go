@@ -2,7 +2,7 @@ package discriminator
 
 import (
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // snConv is a spectrally normalised convolution (Miyato et al. 2018), as
@@ -20,10 +20,10 @@ import (
 type snConv struct {
 	path string
 	conv *nn.Conv
-	u    *nn.Param
+	u    *torch.Param
 }
 
-func newSNConv(ps *nn.Params, path string, in, out int64, kernel []int64) *snConv {
+func newSNConv(ps *torch.Params, path string, in, out int64, kernel []int64) *snConv {
 	pad := make([]int64, len(kernel))
 	for i, k := range kernel {
 		pad[i] = k / 2
@@ -31,7 +31,7 @@ func newSNConv(ps *nn.Params, path string, in, out int64, kernel []int64) *snCon
 	return &snConv{
 		path: path,
 		conv: nn.NewConv(ps, path, in, out, kernel, nn.ConvOptions{Padding: pad}),
-		u:    ps.Add(path+".weight_u", []int64{out}, nn.Init{Kind: nn.InitOnes}),
+		u:    ps.Add(path+".weight_u", []int64{out}, torch.Init{Kind: torch.InitOnes}),
 	}
 }
 

@@ -2,7 +2,7 @@ package discriminator
 
 import (
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // upsampler turns latents into backbone input: a 3×3 convolution from the
@@ -14,7 +14,7 @@ type upsampler struct {
 	patch int64
 }
 
-func newUpsampler(ps *nn.Params, latent, channels, r, patch int64) *upsampler {
+func newUpsampler(ps *torch.Params, latent, channels, r, patch int64) *upsampler {
 	return &upsampler{conv: nn.NewConv2d(ps, "upsampler.conv", latent, channels*r*r, 3, 1, 1), r: r, patch: patch}
 }
 

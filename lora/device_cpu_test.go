@@ -2,6 +2,6 @@
 
 package lora
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 var testDevice = torch.CPU

@@ -8,19 +8,20 @@ import (
 	"sort"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"github.com/onestepvideo/osv-go/torch"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
 )
 
-// Model is a model whose layers can carry adapters (unet.Model, ...).
+// Model is a model whose layers can carry adapters (unet.Model, ...): its
+// parameter set registers them by checkpoint path.
 type Model interface {
-	Params() *nn.Params
+	Params() *torch.Params
 }
 
 // Set is the adapters attached to one model.
 type Set struct {
 	Config  Config
-	params  *nn.Params // keys <module>.lora_A.weight, <module>.lora_B.weight
+	params  *torch.Params // keys <module>.lora_A.weight, <module>.lora_B.weight
 	layers  []nn.Adaptable
 	adapter map[string]*nn.Adapter
 	merged  bool
@@ -78,12 +79,16 @@ func attach(m Model, cfg Config) (*Set, error) {
 		return nil, err
 	}
 	ps := m.Params()
-	s := &Set{Config: cfg, params: nn.NewParams(), adapter: map[string]*nn.Adapter{}}
+	s := &Set{Config: cfg, params: torch.NewParams(), adapter: map[string]*nn.Adapter{}}
 	for _, path := range ps.Modules() {
 		if !cfg.matches(path) {
 			continue
 		}
-		l, _ := ps.Module(path)
+		m, _ := ps.Module(path)
+		l, ok := m.(nn.Adaptable)
+		if !ok {
+			continue
+		}
 		if l.Base().T == nil {
 			return nil, fmt.Errorf("lora: the model is closed or not loaded")
 		}
@@ -93,8 +98,8 @@ func attach(m Model, cfg Config) (*Set, error) {
 			fanIn *= d
 		}
 		a := &nn.Adapter{
-			A:       s.params.Add(path+".lora_A.weight", sa, nn.Init{Kind: nn.InitUniform, FanIn: fanIn}),
-			B:       s.params.Add(path+".lora_B.weight", sb, nn.Init{Kind: nn.InitZeros}),
+			A:       s.params.Add(path+".lora_A.weight", sa, torch.Init{Kind: torch.InitUniform, FanIn: fanIn}),
+			B:       s.params.Add(path+".lora_B.weight", sb, torch.Init{Kind: torch.InitZeros}),
 			Scale:   cfg.Scale(),
 			Enabled: true,
 		}
@@ -158,7 +163,7 @@ func (s *Set) Modules() []string {
 }
 
 // Trainable lists the adapter parameters (A and B of every layer).
-func (s *Set) Trainable() []*nn.Param { return s.params.List() }
+func (s *Set) Trainable() []*torch.Param { return s.params.List() }
 
 // NumParams is the number of scalar adapter parameters.
 func (s *Set) NumParams() int64 { return s.params.Count() }

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"github.com/onestepvideo/osv-go/torch"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
 )
 
 // checkpointKey is the safetensors metadata entry with the trainer's
@@ -25,7 +24,7 @@ type checkpointMeta struct {
 // state is every tensor a checkpoint holds, by key.
 func (t *Trainer) state() map[string]*torch.Tensor {
 	out := map[string]*torch.Tensor{}
-	add := func(prefix string, ps []*nn.Param) {
+	add := func(prefix string, ps []*torch.Param) {
 		for _, p := range ps {
 			out[prefix+p.Name] = p.T
 		}

@@ -2,6 +2,6 @@
 
 package osv
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 var testDevice = torch.CUDA(0)

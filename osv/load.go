@@ -7,10 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv/clip"
 	"github.com/onestepvideo/osv-go/osv/vae"
 	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 

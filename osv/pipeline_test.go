@@ -12,8 +12,8 @@ import (
 	"github.com/wangkuiyi/gotorch"
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv/media"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 type pipelineCase struct {

@@ -3,7 +3,7 @@ package osv
 import (
 	"github.com/wangkuiyi/gotorch"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Release frees the native (CPU or GPU) memory of tensors returned by this

@@ -8,8 +8,6 @@ import (
 	"slices"
 
 	"github.com/onestepvideo/osv-go/discriminator"
-	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/lora"
 	"github.com/onestepvideo/osv-go/osv/data"
 	"github.com/onestepvideo/osv-go/osv/loss"
@@ -17,6 +15,7 @@ import (
 	"github.com/onestepvideo/osv-go/osv/loss/consistency"
 	"github.com/onestepvideo/osv-go/osv/loss/huber"
 	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 
@@ -131,7 +130,7 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 	return t, nil
 }
 
-func tensors(ps []*nn.Param) []*torch.Tensor {
+func tensors(ps []*torch.Param) []*torch.Tensor {
 	out := make([]*torch.Tensor, len(ps))
 	for i, p := range ps {
 		out[i] = p.T

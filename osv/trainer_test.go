@@ -9,11 +9,11 @@ import (
 
 	"github.com/onestepvideo/osv-go/discriminator"
 	"github.com/onestepvideo/osv-go/internal/fixture"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/lora"
 	"github.com/onestepvideo/osv-go/osv/loss"
 	"github.com/onestepvideo/osv-go/osv/loss/huber"
 	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 

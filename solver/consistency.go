@@ -3,7 +3,7 @@ package solver
 import (
 	"math"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // ConsistencyOptions define the student's consistency function f(x, σ)

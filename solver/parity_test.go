@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // schedulerCase is io/scheduler.json.

@@ -3,7 +3,7 @@ package solver
 import (
 	"slices"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Denoiser is the contract every sampler and solver here works over: the

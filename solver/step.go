@@ -7,7 +7,7 @@ import (
 
 	"github.com/wangkuiyi/gotorch"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 var errNilScheduler = errors.New("scheduler: nil scheduler")

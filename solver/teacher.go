@@ -1,6 +1,6 @@
 package solver
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 // TrainingSigmas is OSV's training grid: n Karras noise levels over
 // [sigmaMin, sigmaMax] (the paper samples 100), from the largest down, so

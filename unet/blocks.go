@@ -4,7 +4,7 @@ import (
 	"strconv"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 func itoa[T ~int | ~int64](i T) string { return strconv.FormatInt(int64(i), 10) }

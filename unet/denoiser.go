@@ -5,7 +5,7 @@ import (
 
 	"github.com/wangkuiyi/gotorch"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Denoiser is SVD's EDM preconditioning around the UNet F (σ_data = 1):

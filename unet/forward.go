@@ -5,7 +5,7 @@ import (
 
 	"github.com/wangkuiyi/gotorch"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Forward runs the UNet: sample [B, F, in_channels, h, w], timestep [B] or

@@ -5,14 +5,14 @@ import (
 	"slices"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Model is UNetSpatioTemporalConditionModel. Its methods may be called from
 // one goroutine at a time per call; the weights are read-only while it runs.
 type Model struct {
 	Config Config
-	params *nn.Params
+	params *torch.Params
 	dtype  torch.DType
 	device torch.Device
 
@@ -29,7 +29,7 @@ type Model struct {
 // build lays out the model's layers and registers their parameters under
 // diffusers' keys. cfg must be valid.
 func build(cfg Config) *Model {
-	ps := nn.NewParams()
+	ps := torch.NewParams()
 	m := &Model{Config: cfg, params: ps}
 	ch := cfg.BlockOutChannels
 	temb := 4 * ch[0]
@@ -124,9 +124,12 @@ func (m *Model) Device() torch.Device { return m.device }
 // NumParams is the number of scalar parameters.
 func (m *Model) NumParams() int64 { return m.params.Count() }
 
-// Params lists the model's parameters (for the module's own packages: LoRA,
-// training, export).
-func (m *Model) Params() *nn.Params { return m.params }
+// Params is the model's parameter set, named by diffusers' state_dict keys
+// (for LoRA, training, export, or a custom loader).
+func (m *Model) Params() *torch.Params { return m.params }
+
+// Closed reports whether the weights are released (or were never loaded).
+func (m *Model) Closed() bool { return m == nil || m.params == nil || m.convIn.Weight.T == nil }
 
 // Close releases the weights. It is safe to call twice.
 func (m *Model) Close() error {

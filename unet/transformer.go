@@ -2,7 +2,7 @@ package unet
 
 import (
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // basicTransformerBlock is diffusers' BasicTransformerBlock as SVD uses it:
@@ -15,7 +15,7 @@ type basicTransformerBlock struct {
 	ff                  *nn.FeedForward
 }
 
-func newBasicTransformerBlock(ps *nn.Params, path string, dim, heads, headDim, contextDim int64) *basicTransformerBlock {
+func newBasicTransformerBlock(ps *torch.Params, path string, dim, heads, headDim, contextDim int64) *basicTransformerBlock {
 	return &basicTransformerBlock{
 		path:  path,
 		norm1: nn.NewLayerNorm(ps, path+".norm1", dim, 1e-5),
@@ -60,7 +60,7 @@ type temporalBasicTransformerBlock struct {
 	ff                  *nn.FeedForward
 }
 
-func newTemporalBasicTransformerBlock(ps *nn.Params, path string, dim, heads, headDim, contextDim int64) *temporalBasicTransformerBlock {
+func newTemporalBasicTransformerBlock(ps *torch.Params, path string, dim, heads, headDim, contextDim int64) *temporalBasicTransformerBlock {
 	return &temporalBasicTransformerBlock{
 		path:   path,
 		normIn: nn.NewLayerNorm(ps, path+".norm_in", dim, 1e-5),
@@ -108,7 +108,7 @@ type transformerSpatioTemporal struct {
 	projOut      *nn.Linear
 }
 
-func newTransformerSpatioTemporal(ps *nn.Params, path string, heads, headDim, in, layers, contextDim int64) *transformerSpatioTemporal {
+func newTransformerSpatioTemporal(ps *torch.Params, path string, heads, headDim, in, layers, contextDim int64) *transformerSpatioTemporal {
 	inner := heads * headDim
 	t := &transformerSpatioTemporal{
 		path:     path,

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/onestepvideo/osv-go/discriminator"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv/vae"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // discriminator times OSV's discriminator forward and backward on a

@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Result is one benchmark row.

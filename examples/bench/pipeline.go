@@ -7,11 +7,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv"
 	"github.com/onestepvideo/osv-go/osv/clip"
 	"github.com/onestepvideo/osv-go/osv/vae"
 	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // profileRun runs fn once under the profiler, keeps the trace as

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/onestepvideo/osv-go/discriminator"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 

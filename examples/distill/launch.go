@@ -11,7 +11,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // rankCommand makes the command that runs one rank with args; tests

@@ -41,11 +41,11 @@ import (
 	"time"
 
 	"github.com/onestepvideo/osv-go/discriminator"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv"
 	"github.com/onestepvideo/osv-go/osv/clip"
 	"github.com/onestepvideo/osv-go/osv/data"
 	"github.com/onestepvideo/osv-go/osv/vae"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 

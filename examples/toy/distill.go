@@ -8,8 +8,8 @@ import (
 
 	"github.com/onestepvideo/osv-go/discriminator"
 	"github.com/onestepvideo/osv-go/examples/toy/world"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 

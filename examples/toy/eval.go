@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 

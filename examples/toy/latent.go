@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // The toy's latent space has no VAE: a frame of S×S RGB pixels is

@@ -1,12 +1,12 @@
 package nn
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 // Adaptable is a layer that can carry a low-rank adapter: Linear and Conv
 // (with one group).
 type Adaptable interface {
 	ModulePath() string
-	Base() *Param
+	Base() *torch.Param
 	Attach(a *Adapter)
 	AdapterShapes(r int64) (a, b []int64)
 }
@@ -15,7 +15,7 @@ type Adaptable interface {
 // as LoRA defines it. The layer applies it in its forward pass while it is
 // Enabled and not Merged into the base weight.
 type Adapter struct {
-	A, B    *Param
+	A, B    *torch.Param
 	Scale   float64
 	Enabled bool
 	Merged  bool

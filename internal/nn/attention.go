@@ -3,7 +3,7 @@ package nn
 import (
 	"math"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Attention is diffusers' Attention with its default processor:
@@ -19,7 +19,7 @@ type Attention struct {
 
 // NewAttention registers an attention layer. contextDim 0 makes it
 // self-attention.
-func NewAttention(ps *Params, path string, queryDim, contextDim, heads, headDim int64) *Attention {
+func NewAttention(ps *torch.Params, path string, queryDim, contextDim, heads, headDim int64) *Attention {
 	inner := heads * headDim
 	kv := queryDim
 	if contextDim > 0 {
@@ -72,7 +72,7 @@ type FeedForward struct {
 }
 
 // NewFeedForward registers a GEGLU feed-forward with inner size mult·dim.
-func NewFeedForward(ps *Params, path string, dim, dimOut, mult int64) *FeedForward {
+func NewFeedForward(ps *torch.Params, path string, dim, dimOut, mult int64) *FeedForward {
 	inner := dim * mult
 	return &FeedForward{
 		Path: path,

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // A one-token context takes the shortcut; the same token twice takes the
@@ -17,7 +17,7 @@ func TestAttentionSingleKeyShortcut(t *testing.T) {
 	g, err := torch.NewGenerator(5)
 	require.NoError(t, err)
 	defer g.Close()
-	ps := NewParams()
+	ps := torch.NewParams()
 	a := NewAttention(ps, "attn2", 16, 12, 2, 8)
 	require.NoError(t, ps.InitRandom(g, torch.Float32, torch.CPU))
 	defer ps.Free()

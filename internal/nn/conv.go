@@ -1,12 +1,12 @@
 package nn
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 // Conv is an N-d convolution (N = len(Kernel)); keys <path>.weight
 // [out, in/groups, kernel...] and <path>.bias [out].
 type Conv struct {
 	Path                      string
-	Weight, Bias              *Param
+	Weight, Bias              *torch.Param
 	Stride, Padding, Dilation []int64
 	Groups                    int64
 	Adapter                   *Adapter
@@ -21,7 +21,7 @@ type ConvOptions struct {
 }
 
 // NewConv registers a convolution with the given kernel size per spatial dimension.
-func NewConv(ps *Params, path string, in, out int64, kernel []int64, o ConvOptions) *Conv {
+func NewConv(ps *torch.Params, path string, in, out int64, kernel []int64, o ConvOptions) *Conv {
 	n := len(kernel)
 	fill := func(v []int64, d int64) []int64 {
 		if len(v) == n {
@@ -44,23 +44,23 @@ func NewConv(ps *Params, path string, in, out int64, kernel []int64, o ConvOptio
 	shape := append([]int64{out, in / groups}, kernel...)
 	c := &Conv{
 		Path:     path,
-		Weight:   ps.Add(path+".weight", shape, Init{Kind: InitUniform, FanIn: fanIn}),
+		Weight:   ps.Add(path+".weight", shape, torch.Init{Kind: torch.InitUniform, FanIn: fanIn}),
 		Stride:   fill(o.Stride, 1),
 		Padding:  fill(o.Padding, 0),
 		Dilation: fill(o.Dilation, 1),
 		Groups:   groups,
 	}
 	if !o.NoBias {
-		c.Bias = ps.Add(path+".bias", []int64{out}, Init{Kind: InitUniform, FanIn: fanIn})
+		c.Bias = ps.Add(path+".bias", []int64{out}, torch.Init{Kind: torch.InitUniform, FanIn: fanIn})
 	}
 	if groups == 1 {
-		ps.register(path, c)
+		ps.Register(path, c)
 	}
 	return c
 }
 
 // NewConv2d registers a square-kernel 2-d convolution.
-func NewConv2d(ps *Params, path string, in, out, kernel, stride, padding int64) *Conv {
+func NewConv2d(ps *torch.Params, path string, in, out, kernel, stride, padding int64) *Conv {
 	return NewConv(ps, path, in, out, []int64{kernel, kernel},
 		ConvOptions{Stride: []int64{stride}, Padding: []int64{padding}})
 }
@@ -117,7 +117,7 @@ func (c *Conv) pointwiseOf(s *torch.Scope, v *torch.Tensor) *torch.Tensor {
 func (c *Conv) ModulePath() string { return c.Path }
 
 // Base is the base weight.
-func (c *Conv) Base() *Param { return c.Weight }
+func (c *Conv) Base() *torch.Param { return c.Weight }
 
 // Attach sets (or, with nil, removes) the layer's adapter.
 func (c *Conv) Attach(a *Adapter) { c.Adapter = a }

@@ -3,7 +3,7 @@ package nn
 import (
 	"math"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Timesteps is diffusers' sinusoidal embedding of t [N] into [N, dim]:
@@ -41,7 +41,7 @@ type TimestepEmbedding struct {
 
 // NewTimestepEmbedding registers linear_1 [in → hidden] and linear_2
 // [hidden → out].
-func NewTimestepEmbedding(ps *Params, path string, in, hidden, out int64) *TimestepEmbedding {
+func NewTimestepEmbedding(ps *torch.Params, path string, in, hidden, out int64) *TimestepEmbedding {
 	return &TimestepEmbedding{
 		Path:    path,
 		Linear1: NewLinear(ps, path+".linear_1", in, hidden, true),

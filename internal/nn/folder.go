@@ -6,60 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"github.com/onestepvideo/osv-go/torch"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
 )
-
-// Options are where a model's weights live, their dtype (also the
-// computation's), and the seed of a random initialisation. Every model
-// package's Load and New take them through its Option functions.
-type Options struct {
-	Device torch.Device
-	DType  torch.DType
-	Seed   uint64
-}
-
-// Option sets one of the Options.
-type Option func(*Options) error
-
-// WithDevice places the weights on "cpu" (default), "cuda" or "cuda:N".
-func WithDevice(device string) Option {
-	return func(o *Options) error {
-		d, err := torch.ParseDevice(device)
-		o.Device = d
-		return err
-	}
-}
-
-// WithDType sets the dtype of the weights and of the computation: "fp32"
-// (default), "fp16" or "bf16".
-func WithDType(dtype string) Option {
-	return func(o *Options) error {
-		d, err := torch.ParseDType(dtype)
-		if err == nil && !d.IsFloat() {
-			err = fmt.Errorf("dtype %s is not a floating-point type", d)
-		}
-		o.DType = d
-		return err
-	}
-}
-
-// WithSeed sets the seed of a random initialisation (default 0).
-func WithSeed(seed uint64) Option {
-	return func(o *Options) error { o.Seed = seed; return nil }
-}
-
-// NewOptions applies opts to the defaults (CPU, float32, seed 0); errors
-// are prefixed with what (the model's name).
-func NewOptions(what string, opts []Option) (Options, error) {
-	o := Options{Device: torch.CPU, DType: torch.Float32}
-	for _, f := range opts {
-		if err := f(&o); err != nil {
-			return o, fmt.Errorf("%s: %w", what, err)
-		}
-	}
-	return o, nil
-}
 
 // Weight file names, in order of preference: a single file, then a sharded
 // checkpoint's index, then the fp16 variants.
@@ -103,28 +52,13 @@ func OpenWeights(what, dir string, names []string) (*safetensors.Checkpoint, str
 	return nil, "", fmt.Errorf("%s: %s holds no weights (looked for %s)", what, dir, strings.Join(names, ", "))
 }
 
-// Init draws every parameter at random from o's seed, as o's dtype on o's
-// device; on error nothing stays allocated.
-func (ps *Params) Init(what string, o Options) error {
-	g, err := torch.NewGenerator(o.Seed)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	defer g.Close()
-	if err := ps.InitRandom(g, o.DType, o.Device); err != nil {
-		ps.Free()
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
-
 // LoadFolder is a model package's Load: options, the folder, its config
 // (read), the weights (files, in order of preference), the model built by
 // build (which registers its parameters and records o), and a strict load.
-func LoadFolder[C, M any](what, dir string, files []string, opts []Option,
-	read func(dir string) (C, error), build func(C, Options) (M, *Params)) (M, error) {
+func LoadFolder[C, M any](what, dir string, files []string, opts []torch.ModelOption,
+	read func(dir string) (C, error), build func(C, torch.ModelOptions) (M, *torch.Params)) (M, error) {
 	var zero M
-	o, err := NewOptions(what, opts)
+	o, err := torch.NewModelOptions(what, opts)
 	if err != nil {
 		return zero, err
 	}
@@ -149,9 +83,9 @@ func LoadFolder[C, M any](what, dir string, files []string, opts []Option,
 
 // NewRandom is a model package's New: options, the config validated, the
 // model built by build and its parameters drawn at random from o's seed.
-func NewRandom[C, M any](what string, cfg C, opts []Option, validate func(C) error, build func(C, Options) (M, *Params)) (M, error) {
+func NewRandom[C, M any](what string, cfg C, opts []torch.ModelOption, validate func(C) error, build func(C, torch.ModelOptions) (M, *torch.Params)) (M, error) {
 	var zero M
-	o, err := NewOptions(what, opts)
+	o, err := torch.NewModelOptions(what, opts)
 	if err != nil {
 		return zero, err
 	}

@@ -1,21 +1,21 @@
 package nn
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 // Linear is y = x Wᵀ + b; keys <path>.weight [out, in] and <path>.bias [out].
 type Linear struct {
 	Path         string
-	Weight, Bias *Param // Bias is nil without bias
+	Weight, Bias *torch.Param // Bias is nil without bias
 	Adapter      *Adapter
 }
 
 // NewLinear registers a Linear layer.
-func NewLinear(ps *Params, path string, in, out int64, bias bool) *Linear {
-	l := &Linear{Path: path, Weight: ps.Add(path+".weight", []int64{out, in}, Init{Kind: InitUniform, FanIn: in})}
+func NewLinear(ps *torch.Params, path string, in, out int64, bias bool) *Linear {
+	l := &Linear{Path: path, Weight: ps.Add(path+".weight", []int64{out, in}, torch.Init{Kind: torch.InitUniform, FanIn: in})}
 	if bias {
-		l.Bias = ps.Add(path+".bias", []int64{out}, Init{Kind: InitUniform, FanIn: in})
+		l.Bias = ps.Add(path+".bias", []int64{out}, torch.Init{Kind: torch.InitUniform, FanIn: in})
 	}
-	ps.register(path, l)
+	ps.Register(path, l)
 	return l
 }
 
@@ -36,7 +36,7 @@ func (l *Linear) Forward(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
 func (l *Linear) ModulePath() string { return l.Path }
 
 // Base is the base weight.
-func (l *Linear) Base() *Param { return l.Weight }
+func (l *Linear) Base() *torch.Param { return l.Weight }
 
 // Attach sets (or, with nil, removes) the layer's adapter.
 func (l *Linear) Attach(a *Adapter) { l.Adapter = a }
@@ -46,7 +46,7 @@ func (l *Linear) AdapterShapes(r int64) (a, b []int64) {
 	return []int64{r, l.Weight.Shape[1]}, []int64{l.Weight.Shape[0], r}
 }
 
-func tensorOf(p *Param) *torch.Tensor {
+func tensorOf(p *torch.Param) *torch.Tensor {
 	if p == nil {
 		return nil
 	}

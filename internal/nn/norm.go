@@ -1,6 +1,6 @@
 package nn
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 // GroupNorm normalises channel groups of x [N, C, ...]; keys <path>.weight
 // and <path>.bias [C].
@@ -8,15 +8,15 @@ type GroupNorm struct {
 	Path         string
 	Groups       int64
 	Eps          float64
-	Weight, Bias *Param
+	Weight, Bias *torch.Param
 }
 
 // NewGroupNorm registers an affine GroupNorm.
-func NewGroupNorm(ps *Params, path string, groups, channels int64, eps float64) *GroupNorm {
+func NewGroupNorm(ps *torch.Params, path string, groups, channels int64, eps float64) *GroupNorm {
 	return &GroupNorm{
 		Path: path, Groups: groups, Eps: eps,
-		Weight: ps.Add(path+".weight", []int64{channels}, Init{Kind: InitOnes}),
-		Bias:   ps.Add(path+".bias", []int64{channels}, Init{Kind: InitZeros}),
+		Weight: ps.Add(path+".weight", []int64{channels}, torch.Init{Kind: torch.InitOnes}),
+		Bias:   ps.Add(path+".bias", []int64{channels}, torch.Init{Kind: torch.InitZeros}),
 	}
 }
 
@@ -40,15 +40,15 @@ type LayerNorm struct {
 	Path         string
 	Dim          int64
 	Eps          float64
-	Weight, Bias *Param
+	Weight, Bias *torch.Param
 }
 
 // NewLayerNorm registers an affine LayerNorm over the last dimension.
-func NewLayerNorm(ps *Params, path string, dim int64, eps float64) *LayerNorm {
+func NewLayerNorm(ps *torch.Params, path string, dim int64, eps float64) *LayerNorm {
 	return &LayerNorm{
 		Path: path, Dim: dim, Eps: eps,
-		Weight: ps.Add(path+".weight", []int64{dim}, Init{Kind: InitOnes}),
-		Bias:   ps.Add(path+".bias", []int64{dim}, Init{Kind: InitZeros}),
+		Weight: ps.Add(path+".weight", []int64{dim}, torch.Init{Kind: torch.InitOnes}),
+		Bias:   ps.Add(path+".bias", []int64{dim}, torch.Init{Kind: torch.InitZeros}),
 	}
 }
 

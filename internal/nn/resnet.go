@@ -1,6 +1,6 @@
 package nn
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 // ResnetBlock2D is diffusers' ResnetBlock2D (pre-norm, SiLU, additive time
 // embedding when it has one, 1×1 conv_shortcut when the channel count
@@ -14,7 +14,7 @@ type ResnetBlock2D struct {
 }
 
 // NewResnetBlock2D registers a block; temb 0 means no time embedding.
-func NewResnetBlock2D(ps *Params, path string, in, out, temb, groups int64, eps float64) *ResnetBlock2D {
+func NewResnetBlock2D(ps *torch.Params, path string, in, out, temb, groups int64, eps float64) *ResnetBlock2D {
 	r := &ResnetBlock2D{
 		Path:  path,
 		Norm1: NewGroupNorm(ps, path+".norm1", groups, in, eps),
@@ -152,7 +152,7 @@ type TemporalResnetBlock struct {
 }
 
 // NewTemporalResnetBlock registers a block; temb 0 means no time embedding.
-func NewTemporalResnetBlock(ps *Params, path string, in, out, temb, groups int64, eps float64) *TemporalResnetBlock {
+func NewTemporalResnetBlock(ps *torch.Params, path string, in, out, temb, groups int64, eps float64) *TemporalResnetBlock {
 	conv := func(name string, cin int64) *Conv {
 		return NewConv(ps, path+"."+name, cin, out, []int64{3, 1, 1}, ConvOptions{Padding: []int64{1, 0, 0}})
 	}
@@ -204,14 +204,14 @@ func (r *TemporalResnetBlock) forward(s *torch.Scope, x, temb, alpha *torch.Tens
 // α = sigmoid(mix_factor) the output is α·spatial + (1−α)·temporal, or
 // (1−α)·spatial + α·temporal when Switch (switch_spatial_to_temporal_mix).
 type AlphaBlender struct {
-	MixFactor *Param
+	MixFactor *torch.Param
 	Switch    bool
 }
 
 // NewAlphaBlender registers mix_factor, initialised to alpha.
-func NewAlphaBlender(ps *Params, path string, alpha float64, switched bool) *AlphaBlender {
+func NewAlphaBlender(ps *torch.Params, path string, alpha float64, switched bool) *AlphaBlender {
 	return &AlphaBlender{
-		MixFactor: ps.Add(path+".mix_factor", []int64{1}, Init{Kind: InitConst, Value: alpha}),
+		MixFactor: ps.Add(path+".mix_factor", []int64{1}, torch.Init{Kind: torch.InitConst, Value: alpha}),
 		Switch:    switched,
 	}
 }
@@ -259,7 +259,7 @@ type SpatioTemporalOptions struct {
 }
 
 // NewSpatioTemporalResBlock registers a block; temb 0 means no time embedding.
-func NewSpatioTemporalResBlock(ps *Params, path string, in, out, temb int64, o SpatioTemporalOptions) *SpatioTemporalResBlock {
+func NewSpatioTemporalResBlock(ps *torch.Params, path string, in, out, temb int64, o SpatioTemporalOptions) *SpatioTemporalResBlock {
 	teps := o.TemporalEps
 	if teps == 0 {
 		teps = o.Eps

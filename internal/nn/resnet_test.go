@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // A pending input bias gives what adding it to the input gives: folded
@@ -18,12 +18,12 @@ func TestForwardBiasedEqualsBiasedInput(t *testing.T) {
 	g, err := torch.NewGenerator(8)
 	require.NoError(t, err)
 	defer g.Close()
-	ps := NewParams()
+	ps := torch.NewParams()
 	same := NewResnetBlock2D(ps, "same", 16, 16, 0, 4, 1e-6)
 	wider := NewResnetBlock2D(ps, "wider", 16, 24, 0, 4, 1e-6)
 	st := NewSpatioTemporalResBlock(ps, "st", 16, 8, 0, SpatioTemporalOptions{Groups: 4, Eps: 1e-6, TemporalEps: 1e-5, MergeFactor: 0.3, Switch: true})
 	as, bs := wider.Shortcut.AdapterShapes(2)
-	adapter := &Adapter{A: ps.Add("lora.A", as, Init{Kind: InitUniform, FanIn: 16}), B: ps.Add("lora.B", bs, Init{Kind: InitUniform, FanIn: 2}), Scale: 0.5}
+	adapter := &Adapter{A: ps.Add("lora.A", as, torch.Init{Kind: torch.InitUniform, FanIn: 16}), B: ps.Add("lora.B", bs, torch.Init{Kind: torch.InitUniform, FanIn: 2}), Scale: 0.5}
 	wider.Shortcut.Attach(adapter)
 	require.NoError(t, ps.InitRandom(g, torch.Float32, torch.CPU))
 	defer ps.Free()

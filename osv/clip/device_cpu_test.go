@@ -2,6 +2,6 @@
 
 package clip
 
-import "github.com/onestepvideo/osv-go/internal/torch"
+import "github.com/onestepvideo/osv-go/torch"
 
 var testDevice = torch.CPU

@@ -9,7 +9,7 @@ import (
 	"github.com/wangkuiyi/gotorch"
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // encoderDir makes a folder with config (nil: the fixture's config.json)

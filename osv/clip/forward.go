@@ -5,7 +5,7 @@ import (
 
 	"github.com/wangkuiyi/gotorch"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // ImageEmbeds runs the encoder: pixelValues [N, num_channels, image_size,

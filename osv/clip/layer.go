@@ -4,7 +4,7 @@ import (
 	"math"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // encoderLayer is CLIPEncoderLayer: pre-norm self-attention and MLP, each
@@ -18,7 +18,7 @@ type encoderLayer struct {
 	fc1, fc2               *nn.Linear // mlp.fc1, mlp.fc2
 }
 
-func newEncoderLayer(ps *nn.Params, path string, cfg Config) *encoderLayer {
+func newEncoderLayer(ps *torch.Params, path string, cfg Config) *encoderLayer {
 	d := cfg.HiddenSize
 	return &encoderLayer{
 		path: path, heads: cfg.NumAttentionHeads, headDim: cfg.HeadDim(), act: cfg.HiddenAct,

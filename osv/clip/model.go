@@ -5,7 +5,7 @@ import (
 	"strconv"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Model is transformers' CLIPVisionModelWithProjection. Its methods may be
@@ -13,13 +13,13 @@ import (
 // while it runs.
 type Model struct {
 	Config Config
-	params *nn.Params
+	params *torch.Params
 	dtype  torch.DType
 	device torch.Device
 
 	patchEmbedding    *nn.Conv
-	classEmbedding    *nn.Param
-	positionEmbedding *nn.Param
+	classEmbedding    *torch.Param
+	positionEmbedding *torch.Param
 	preLayerNorm      *nn.LayerNorm // pre_layrnorm, as transformers spells it
 	layers            []*encoderLayer
 	postLayerNorm     *nn.LayerNorm
@@ -29,14 +29,14 @@ type Model struct {
 // build lays out the model's layers and registers their parameters under
 // transformers' keys. cfg must be valid.
 func build(cfg Config) *Model {
-	ps := nn.NewParams()
+	ps := torch.NewParams()
 	m := &Model{Config: cfg, params: ps}
 	d := cfg.HiddenSize
 	const emb = "vision_model.embeddings"
 	m.patchEmbedding = nn.NewConv(ps, emb+".patch_embedding", cfg.NumChannels, d, []int64{cfg.PatchSize, cfg.PatchSize},
 		nn.ConvOptions{Stride: []int64{cfg.PatchSize}, NoBias: true})
-	m.classEmbedding = ps.Add(emb+".class_embedding", []int64{d}, nn.Init{Kind: nn.InitUniform, FanIn: d})
-	m.positionEmbedding = ps.Add(emb+".position_embedding.weight", []int64{cfg.NumPositions(), d}, nn.Init{Kind: nn.InitUniform, FanIn: d})
+	m.classEmbedding = ps.Add(emb+".class_embedding", []int64{d}, torch.Init{Kind: torch.InitUniform, FanIn: d})
+	m.positionEmbedding = ps.Add(emb+".position_embedding.weight", []int64{cfg.NumPositions(), d}, torch.Init{Kind: torch.InitUniform, FanIn: d})
 	m.preLayerNorm = nn.NewLayerNorm(ps, "vision_model.pre_layrnorm", d, cfg.LayerNormEps)
 	for i := range cfg.NumHiddenLayers {
 		m.layers = append(m.layers, newEncoderLayer(ps, "vision_model.encoder.layers."+strconv.FormatInt(i, 10), cfg))
@@ -56,7 +56,7 @@ func (m *Model) Device() torch.Device { return m.device }
 func (m *Model) NumParams() int64 { return m.params.Count() }
 
 // Params lists the model's parameters (for the module's own packages).
-func (m *Model) Params() *nn.Params { return m.params }
+func (m *Model) Params() *torch.Params { return m.params }
 
 // Close releases the weights. It is safe to call twice.
 func (m *Model) Close() error {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // blurTaps is the antialiasing Gaussian for resizing n pixels to size

@@ -7,12 +7,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"unsafe"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
 	"github.com/onestepvideo/osv-go/osv/clip"
 	"github.com/onestepvideo/osv-go/osv/vae"
+	"github.com/onestepvideo/osv-go/torch"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
 )
 
 // Encoders turn clips into what training reads: the VAE and the CLIP
@@ -64,7 +63,7 @@ func (e Encoders) Encode(s *torch.Scope, c *Clip, g *torch.Generator, o CacheOpt
 	dev := e.VAE.Device()
 	k := s.Child()
 	defer k.Close()
-	raw, err := torch.FromBytes(k, unsafe.Pointer(&c.Pixels[0]), []int64{int64(c.Frames), int64(c.Height), int64(c.Width), 3}, torch.Uint8, torch.Float32, dev)
+	raw, err := torch.FromUint8(k, c.Pixels, []int64{int64(c.Frames), int64(c.Height), int64(c.Width), 3}, torch.Float32, dev)
 	if err != nil {
 		return ent, fmt.Errorf("data: %s: %w", c.Path, err)
 	}

@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv/clip"
 	"github.com/onestepvideo/osv-go/osv/vae"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 func encoders(t *testing.T) Encoders {

@@ -3,7 +3,7 @@ package loss
 import (
 	"fmt"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Reduction says how per-element losses are combined.

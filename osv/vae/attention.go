@@ -4,7 +4,7 @@ import (
 	"math"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // attention is the self-attention of the VAE's middle blocks (diffusers'
@@ -25,7 +25,7 @@ type attention struct {
 
 // newAttention registers an attention over channels split into heads of
 // headDim (diffusers' VAEs use one head of all channels).
-func newAttention(ps *nn.Params, path string, channels, headDim int64, eps float64) *attention {
+func newAttention(ps *torch.Params, path string, channels, headDim int64, eps float64) *attention {
 	return &attention{
 		path: path, heads: channels / headDim, headDim: headDim,
 		norm:  nn.NewGroupNorm(ps, path+".group_norm", groups, channels, eps),

@@ -4,7 +4,7 @@ import (
 	"slices"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // temporalDecoder is diffusers' TemporalDecoder: conv_in, a middle block
@@ -24,7 +24,7 @@ type temporalDecoder struct {
 // the blend is σ(mix)·temporal + (1−σ(mix))·spatial.
 var stOptions = nn.SpatioTemporalOptions{Groups: groups, Eps: eps, TemporalEps: 1e-5, MergeFactor: 0, Switch: true}
 
-func newTemporalDecoder(ps *nn.Params, cfg Config) *temporalDecoder {
+func newTemporalDecoder(ps *torch.Params, cfg Config) *temporalDecoder {
 	ch := cfg.BlockOutChannels
 	last := ch[len(ch)-1]
 	d := &temporalDecoder{convIn: nn.NewConv2d(ps, "decoder.conv_in", cfg.LatentChannels, last, 3, 1, 1)}

@@ -2,7 +2,7 @@ package vae
 
 import (
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // encoder is diffusers' Encoder with double_z: conv_in, DownEncoderBlock2D
@@ -19,7 +19,7 @@ type encoder struct {
 // eps is the GroupNorm eps of every spatial norm in the VAE.
 const eps = 1e-6
 
-func newEncoder(ps *nn.Params, cfg Config) *encoder {
+func newEncoder(ps *torch.Params, cfg Config) *encoder {
 	ch := cfg.BlockOutChannels
 	last := ch[len(ch)-1]
 	e := &encoder{convIn: nn.NewConv2d(ps, "encoder.conv_in", cfg.InChannels, ch[0], 3, 1, 1)}

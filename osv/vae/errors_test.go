@@ -9,7 +9,7 @@ import (
 	"github.com/wangkuiyi/gotorch"
 
 	"github.com/onestepvideo/osv-go/internal/fixture"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // vaeDir copies the fixture's VAE folder, config.json replaced by config

@@ -5,7 +5,7 @@ import (
 
 	"github.com/wangkuiyi/gotorch"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Log-variance bounds of diffusers' DiagonalGaussianDistribution.

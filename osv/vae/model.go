@@ -4,7 +4,7 @@ import (
 	"strconv"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 func itoa[T ~int | ~int64](i T) string { return strconv.FormatInt(int64(i), 10) }
@@ -14,7 +14,7 @@ func itoa[T ~int | ~int64](i T) string { return strconv.FormatInt(int64(i), 10) 
 // goroutine at a time; the weights are read-only while they run.
 type Model struct {
 	Config Config
-	params *nn.Params
+	params *torch.Params
 	dtype  torch.DType
 	device torch.Device
 
@@ -26,7 +26,7 @@ type Model struct {
 // build lays out the model's layers and registers their parameters under
 // diffusers' keys. cfg must be valid.
 func build(cfg Config) *Model {
-	ps := nn.NewParams()
+	ps := torch.NewParams()
 	m := &Model{Config: cfg, params: ps}
 	m.encoder = newEncoder(ps, cfg)
 	m.quantConv = nn.NewConv2d(ps, "quant_conv", 2*cfg.LatentChannels, 2*cfg.LatentChannels, 1, 1, 0)
@@ -44,7 +44,7 @@ func (m *Model) Device() torch.Device { return m.device }
 func (m *Model) NumParams() int64 { return m.params.Count() }
 
 // Params lists the model's parameters (for the module's own packages).
-func (m *Model) Params() *nn.Params { return m.params }
+func (m *Model) Params() *torch.Params { return m.params }
 
 // Close releases the weights. It is safe to call twice.
 func (m *Model) Close() error {

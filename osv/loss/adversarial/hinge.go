@@ -18,7 +18,7 @@ import (
 
 	"github.com/wangkuiyi/gotorch"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // DiscriminatorApply is the hinge loss of the discriminator averaged over

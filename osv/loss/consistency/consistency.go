@@ -18,10 +18,10 @@ package consistency
 import (
 	"slices"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv/loss"
 	"github.com/onestepvideo/osv-go/osv/loss/huber"
 	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Inputs are one step's models and data.

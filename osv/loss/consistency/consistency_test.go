@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // scaled is D(x; σ) = w·x0 + b for fixed data x0: a toy denoiser whose

@@ -16,8 +16,8 @@ import (
 
 	"github.com/wangkuiyi/gotorch"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv/loss"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // DefaultC is OSV's pseudo-Huber constant.

@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
 	"github.com/onestepvideo/osv-go/osv/loss"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 func tensor(t *testing.T, s *torch.Scope, v ...float32) *torch.Tensor {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
 )
 
 var safetensorsDTypes = map[safetensors.DType]DType{
@@ -42,7 +42,7 @@ func ReadTensor(s *Scope, f *safetensors.File, name string, dtype DType, dev Dev
 	if len(b) == 0 {
 		return Zeros(s, info.Shape, dtype, dev)
 	}
-	t, err := FromBytes(s, unsafe.Pointer(&b[0]), info.Shape, src, dtype, dev)
+	t, err := fromBlob(s, unsafe.Pointer(&b[0]), info.Shape, src, dtype, dev)
 	if err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", f.Path, name, err)
 	}

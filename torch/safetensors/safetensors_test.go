@@ -437,7 +437,7 @@ func TestCheckpointErrors(t *testing.T) {
 }
 
 func TestFixture(t *testing.T) {
-	path := "../../../testdata/svd-tiny/pipeline/unet/diffusion_pytorch_model.safetensors"
+	path := "../../testdata/svd-tiny/pipeline/unet/diffusion_pytorch_model.safetensors"
 	f, err := Open(path)
 	require.NoError(t, err)
 	defer f.Close()

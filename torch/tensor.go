@@ -142,12 +142,31 @@ func FromFloat32(s *Scope, data []float32, shape []int64, dtype DType, dev Devic
 	if n == 0 {
 		return Zeros(s, shape, dtype, dev)
 	}
-	return FromBytes(s, unsafe.Pointer(&data[0]), shape, Float32, dtype, dev)
+	return fromBlob(s, unsafe.Pointer(&data[0]), shape, Float32, dtype, dev)
 }
 
-// FromBytes copies a contiguous buffer of src elements (Go or native memory,
+// FromUint8 copies bytes (row-major, shape's element count) into a new
+// tensor of dtype on dev: 8-bit pixels, say, converted to float on the way.
+func FromUint8(s *Scope, data []uint8, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 {
+			return nil, fmt.Errorf("negative dimension in shape %v", shape)
+		}
+		n *= d
+	}
+	if int64(len(data)) != n {
+		return nil, fmt.Errorf("%d bytes do not fill shape %v (%d elements)", len(data), shape, n)
+	}
+	if n == 0 {
+		return Zeros(s, shape, dtype, dev)
+	}
+	return fromBlob(s, unsafe.Pointer(&data[0]), shape, Uint8, dtype, dev)
+}
+
+// fromBlob copies a contiguous buffer of src elements (Go or native memory,
 // not retained) into a new tensor of dtype on dev.
-func FromBytes(s *Scope, data unsafe.Pointer, shape []int64, src, dtype DType, dev Device) (*Tensor, error) {
+func fromBlob(s *Scope, data unsafe.Pointer, shape []int64, src, dtype DType, dev Device) (*Tensor, error) {
 	dt, di := dev.code()
 	h, err := cbridge.FromBlob(data, shape, int(src), int(dtype), dt, di)
 	if err != nil {

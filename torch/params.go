@@ -1,4 +1,4 @@
-package nn
+package torch
 
 import (
 	"fmt"
@@ -7,8 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/onestepvideo/osv-go/internal/torch"
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -35,30 +34,32 @@ type Param struct {
 	Name  string
 	Shape []int64
 	Init  Init
-	T     *torch.Tensor
+	T     *Tensor
 }
 
-// Params is the ordered set of a model's parameters, and the registry of
-// the layers that may carry a low-rank adapter (by their checkpoint path).
+// Params is the ordered set of a model's parameters, named by the
+// reference checkpoint's keys, and the registry of the model's layers that
+// may carry a low-rank adapter, by their checkpoint path (package lora
+// attaches adapters to them).
 type Params struct {
 	list    []*Param
 	byName  map[string]*Param
-	modules map[string]Adaptable
+	modules map[string]any
 	ignored map[string][]int64
 }
 
 // NewParams makes an empty set.
 func NewParams() *Params {
-	return &Params{byName: map[string]*Param{}, modules: map[string]Adaptable{}, ignored: map[string][]int64{}}
+	return &Params{byName: map[string]*Param{}, modules: map[string]any{}, ignored: map[string][]int64{}}
 }
 
-// Module returns the adaptable layer at a path.
-func (ps *Params) Module(path string) (Adaptable, bool) {
+// Module returns the layer registered at a checkpoint path.
+func (ps *Params) Module(path string) (any, bool) {
 	m, ok := ps.modules[path]
 	return m, ok
 }
 
-// Modules lists the paths of the adaptable layers, sorted.
+// Modules lists the paths of the registered layers, sorted.
 func (ps *Params) Modules() []string {
 	out := make([]string, 0, len(ps.modules))
 	for p := range ps.modules {
@@ -68,13 +69,15 @@ func (ps *Params) Modules() []string {
 	return out
 }
 
-func (ps *Params) register(path string, m Adaptable) { ps.modules[path] = m }
+// Register records the layer at a checkpoint path (the path without its
+// ".weight" suffix) as one that may carry an adapter.
+func (ps *Params) Register(path string, m any) { ps.modules[path] = m }
 
 // Add registers a parameter. A duplicate name is a bug in the model's
 // construction and panics.
 func (ps *Params) Add(name string, shape []int64, init Init) *Param {
 	if _, dup := ps.byName[name]; dup {
-		panic("nn: parameter registered twice: " + name)
+		panic("torch: parameter registered twice: " + name)
 	}
 	p := &Param{Name: name, Shape: append([]int64(nil), shape...), Init: init}
 	ps.list = append(ps.list, p)
@@ -127,7 +130,7 @@ func numel(shape []int64) int64 {
 // strict: any key the model lacks, any parameter the checkpoint lacks and any
 // shape that differs is reported, all at once, before anything is loaded. On
 // error no parameter is left loaded.
-func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype torch.DType, dev torch.Device) error {
+func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype DType, dev Device) error {
 	var missing, unexpected, misshaped []string
 	for _, p := range ps.list {
 		_, info, ok := ck.Lookup(p.Name)
@@ -167,7 +170,7 @@ func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype torch.DTyp
 		p.T = nil
 		g.Go(func() error {
 			f, _, _ := ck.Lookup(p.Name)
-			t, err := torch.ReadTensor(nil, f, p.Name, dtype, dev)
+			t, err := ReadTensor(nil, f, p.Name, dtype, dev)
 			p.T = t
 			return err
 		})
@@ -204,14 +207,14 @@ func equalShape(a, b []int64) bool {
 }
 
 // InitRandom draws every parameter from its Init with g, as dtype on dev.
-func (ps *Params) InitRandom(g *torch.Generator, dtype torch.DType, dev torch.Device) (err error) {
-	defer torch.Recover(&err)
+func (ps *Params) InitRandom(g *Generator, dtype DType, dev Device) (err error) {
+	defer Recover(&err)
 	for _, p := range ps.list {
-		var t *torch.Tensor
+		var t *Tensor
 		switch p.Init.Kind {
 		case InitUniform:
-			s := torch.NewScope()
-			u, err := g.Rand(s, p.Shape, torch.Float32, torch.CPU)
+			s := NewScope()
+			u, err := g.Rand(s, p.Shape, Float32, CPU)
 			if err != nil {
 				s.Close()
 				return err
@@ -224,11 +227,11 @@ func (ps *Params) InitRandom(g *torch.Generator, dtype torch.DType, dev torch.De
 				return err
 			}
 		case InitOnes:
-			t, err = torch.Full(nil, p.Shape, 1, dtype, dev)
+			t, err = Full(nil, p.Shape, 1, dtype, dev)
 		case InitZeros:
-			t, err = torch.Full(nil, p.Shape, 0, dtype, dev)
+			t, err = Full(nil, p.Shape, 0, dtype, dev)
 		case InitConst:
-			t, err = torch.Full(nil, p.Shape, p.Init.Value, dtype, dev)
+			t, err = Full(nil, p.Shape, p.Init.Value, dtype, dev)
 		}
 		if err != nil {
 			return fmt.Errorf("init %s: %w", p.Name, err)

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 
 	cb "github.com/onestepvideo/osv-go/internal/cbridge"
-	"github.com/onestepvideo/osv-go/internal/torch/safetensors"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
 )
 
 // SetTF32 allows TF32 in CUDA matrix products and convolutions (off for

@@ -54,9 +54,12 @@ type InterpMode int
 
 // Interpolation filters.
 const (
-	Bilinear InterpMode = cb.Bilinear
-	Bicubic  InterpMode = cb.Bicubic
+	Bilinear InterpMode = iota
+	Bicubic
 )
+
+// The bridge's codes are the same numbers.
+var _ = [1]struct{}{}[int(Bilinear)-cb.Bilinear+int(Bicubic)-cb.Bicubic]
 
 // Interpolate resizes x [N, C, H, W] to h×w, as PyTorch's interpolate with
 // the given mode, align_corners and antialias.
@@ -70,10 +73,12 @@ type PadMode int
 
 // Padding fills.
 const (
-	PadConstant  PadMode = cb.PadConstant
-	PadReflect   PadMode = cb.PadReflect
-	PadReplicate PadMode = cb.PadReplicate
+	PadConstant PadMode = iota
+	PadReflect
+	PadReplicate
 )
+
+var _ = [1]struct{}{}[int(PadConstant)-cb.PadConstant+int(PadReflect)-cb.PadReflect+int(PadReplicate)-cb.PadReplicate]
 
 // Pad pads the last len(pads)/2 dimensions, pads given as [left, right,
 // top, bottom, ...] like PyTorch's F.pad; value is for PadConstant.

@@ -17,9 +17,12 @@ type Backend int
 // Backends: Gloo reduces on the host (tensors may live anywhere); NCCL
 // reduces on the rank's GPU (tensors on CUDA device LocalRank).
 const (
-	Gloo Backend = cb.BackendGloo
-	NCCL Backend = cb.BackendNCCL
+	Gloo Backend = iota
+	NCCL
 )
+
+// The bridge's codes are the same numbers.
+var _ = [1]struct{}{}[int(Gloo)-cb.BackendGloo+int(NCCL)-cb.BackendNCCL]
 
 func (b Backend) String() string {
 	switch b {
