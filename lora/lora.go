@@ -62,7 +62,7 @@ func Load(m Model, dir string) (*Set, error) {
 	defer ck.Close()
 	s, err := attach(m, cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "adapter_config.json"), err)
 	}
 	if err := s.params.Load(ck, "lora: "+path, torch.Float32, deviceOf(s.layers[0])); err != nil {
 		s.detach()

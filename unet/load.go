@@ -2,9 +2,9 @@ package unet
 
 import (
 	"errors"
-	"github.com/onestepvideo/osv-go/torch"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 // Option configures Load and New.
@@ -25,6 +25,17 @@ func WithSeed(seed uint64) Option { return torch.WithSeed(seed) }
 // disk, cast to the requested dtype on the requested device.
 func Load(dir string, opts ...Option) (*Model, error) {
 	return nn.LoadFolder("unet", dir, nn.DiffusersWeights, opts, ReadConfig, buildWith)
+}
+
+// LoadStateDict reads a UNet saved as one bare state_dict: a safetensors
+// file with diffusers' keys and no config beside it (the form some
+// distilled students are published in), laid out by cfg (typically the
+// base pipeline's unet/config.json through ReadConfig). Loading is strict:
+// missing, unexpected and mis-shaped keys are all reported in one error
+// naming the file. A path ending in ".json" is a sharded checkpoint's
+// index.
+func LoadStateDict(cfg Config, file string, opts ...Option) (*Model, error) {
+	return nn.LoadStateDict("unet", file, cfg, opts, Config.Validate, buildWith)
 }
 
 // New builds a model from a config with random weights (PyTorch's default

@@ -98,3 +98,33 @@ func NewRandom[C, M any](what string, cfg C, opts []torch.ModelOption, validate 
 	}
 	return m, nil
 }
+
+// LoadStateDict is a model package's loader of a bare state_dict: options,
+// cfg validated, one safetensors file (or a sharded checkpoint's index),
+// the model built by build and a strict load. Every error names the file.
+func LoadStateDict[C, M any](what, file string, cfg C, opts []torch.ModelOption,
+	validate func(C) error, build func(C, torch.ModelOptions) (M, *torch.Params)) (M, error) {
+	var zero M
+	o, err := torch.NewModelOptions(what, opts)
+	if err != nil {
+		return zero, err
+	}
+	if err := validate(cfg); err != nil {
+		return zero, fmt.Errorf("%s: %s: %w", what, file, err)
+	}
+	if st, err := os.Stat(file); err != nil {
+		return zero, fmt.Errorf("%s: %w", what, err)
+	} else if st.IsDir() {
+		return zero, fmt.Errorf("%s: %s is a folder, not a safetensors file", what, file)
+	}
+	ck, err := safetensors.OpenCheckpoint(file)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	defer ck.Close()
+	m, ps := build(cfg, o)
+	if err := ps.Load(ck, what+": "+file, o.DType, o.Device); err != nil {
+		return zero, err
+	}
+	return m, nil
+}
