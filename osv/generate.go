@@ -14,14 +14,19 @@ import (
 	"github.com/onestepvideo/osv-go/unet"
 )
 
-// GenerateOptions are diffusers' StableVideoDiffusionPipeline arguments.
-// Zero values take the defaults given.
+// GenerateOptions are diffusers' StableVideoDiffusionPipeline arguments,
+// and the sampler. Zero values take the defaults given.
 type GenerateOptions struct {
+	// Sampler turns the initial noise into latents: EulerSampler (nil: the
+	// teacher's sampling, SVD's own), ConsistencySampler or TTSSampler (a
+	// distilled student's), or the caller's own.
+	Sampler Sampler
+
 	Width, Height     int     // output size in pixels (1024×576); multiples of 8·2^(UNet blocks−1)
 	NumFrames         int     // frames (the UNet config's num_frames)
-	NumInferenceSteps int     // Euler steps (25)
-	MinGuidanceScale  float64 // guidance of the first frame (1)
-	MaxGuidanceScale  float64 // guidance of the last frame (3); guidance is off when both are ≤ 1
+	NumInferenceSteps int     // steps (the sampler's default: Euler 25, consistency 4, TTS 1)
+	MinGuidanceScale  float64 // guidance of the first frame (the sampler's default: 1)
+	MaxGuidanceScale  float64 // guidance of the last frame (Euler 3, the students 1); guidance is off when both are ≤ 1
 	FPS               int     // frames per second the UNet is conditioned on (7; it sees FPS − 1)
 	MotionBucketID    int     // motion conditioning (127)
 	// NoiseAugStrength is the noise added to the conditioning image (0.02
@@ -40,7 +45,7 @@ type GenerateOptions struct {
 	// (media.FitCrop: scale to cover, then centre-crop).
 	Fit media.FitMode
 
-	// Progress, when set, is called after each denoising step.
+	// Progress, when set, is called after each sampler step.
 	Progress func(step, total int)
 
 	// onStep, for tests, sees the latents after each step.
@@ -54,18 +59,22 @@ func (p *Pipeline) resolved(o GenerateOptions) (GenerateOptions, float64) {
 			*v = d
 		}
 	}
+	if o.Sampler == nil {
+		o.Sampler = EulerSampler{}
+	}
+	steps, minG, maxG := o.Sampler.Defaults()
 	def(&o.Width, 1024)
 	def(&o.Height, 576)
 	def(&o.NumFrames, int(p.UNet.Config.NumFrames))
-	def(&o.NumInferenceSteps, 25)
+	def(&o.NumInferenceSteps, steps)
 	def(&o.FPS, 7)
 	def(&o.MotionBucketID, 127)
 	def(&o.DecodeChunkSize, o.NumFrames)
 	if o.MinGuidanceScale == 0 {
-		o.MinGuidanceScale = 1
+		o.MinGuidanceScale = minG
 	}
 	if o.MaxGuidanceScale == 0 {
-		o.MaxGuidanceScale = 3
+		o.MaxGuidanceScale = maxG
 	}
 	aug := 0.02
 	if o.NoiseAugStrength != nil {
@@ -91,7 +100,7 @@ func (p *Pipeline) check(o GenerateOptions, aug float64) error {
 	case o.MinGuidanceScale < 0 || o.MaxGuidanceScale < 0:
 		return fmt.Errorf("osv: guidance scales %g, %g: want ≥ 0", o.MinGuidanceScale, o.MaxGuidanceScale)
 	}
-	return nil
+	return p.checkMemory(o)
 }
 
 // Video is a generated clip.
@@ -106,11 +115,18 @@ type Video struct {
 // denoising steps.
 func (p *Pipeline) Generate(ctx context.Context, img image.Image, o GenerateOptions) (v *Video, err error) {
 	defer torch.Recover(&err)
-	if p == nil || p.UNet == nil {
+	if p == nil {
 		return nil, fmt.Errorf("osv: pipeline is closed")
 	}
 	if img == nil {
 		return nil, fmt.Errorf("osv: nil image")
+	}
+	if err := p.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer p.calls.release()
+	if p.UNet == nil || p.UNet.Closed() {
+		return nil, fmt.Errorf("osv: pipeline is closed")
 	}
 	o, aug := p.resolved(o)
 	if err := p.check(o, aug); err != nil {
@@ -140,10 +156,18 @@ func (p *Pipeline) Generate(ctx context.Context, img image.Image, o GenerateOpti
 	return &Video{Frames: clips[0], Tensor: t}, nil
 }
 
-// Apply runs the pipeline on engine tensors for the module's own packages:
-// image [1, 3, H, W] float32 in [0, 1] at the output size → frames [1, F, 3,
-// H, W] float32 in [0, 1], owned by s. It panics with *torch.Error.
+// Apply runs the pipeline on engine tensors: image [1, 3, H, W] float32 in
+// [0, 1] at the output size → frames [1, F, 3, H, W] float32 in [0, 1],
+// owned by s. Like Generate it is serialised with the pipeline's other
+// calls. It panics with *torch.Error.
 func (p *Pipeline) Apply(ctx context.Context, s *torch.Scope, image *torch.Tensor, o GenerateOptions) *torch.Tensor {
+	if err := p.lock(ctx); err != nil {
+		panic(&torch.Error{Op: "osv", Err: err})
+	}
+	defer p.calls.release()
+	if p.UNet == nil || p.UNet.Closed() {
+		torch.Failf("osv", "pipeline is closed")
+	}
 	o, aug := p.resolved(o)
 	if err := p.check(o, aug); err != nil {
 		panic(&torch.Error{Op: "osv", Err: err})
@@ -176,20 +200,8 @@ func (p *Pipeline) apply(ctx context.Context, s *torch.Scope, image *torch.Tenso
 		torch.Failf("osv", "added_time_ids: %v", err)
 	}
 
-	// The noise schedule and the initial latents.
-	sched, err := solver.NewScheduler(p.SchedulerConfig)
-	if err != nil {
-		torch.Failf("osv", "%v", err)
-	}
-	if err := sched.SetTimesteps(o.NumInferenceSteps); err != nil {
-		torch.Failf("osv", "%v", err)
-	}
-	sigmas := make([]float64, 0, o.NumInferenceSteps+1)
-	for _, sg := range sched.Sigmas() {
-		sigmas = append(sigmas, float64(sg))
-	}
-	x := c.MulScalar(p.input(c, g, o.Latents, "latents", []int64{1, f, lat, h / 8, w / 8}), sched.InitNoiseSigma())
-
+	// The initial unit noise, then the sampler.
+	noise = p.input(c, g, o.Latents, "latents", []int64{1, f, lat, h / 8, w / 8})
 	d := &guidedDenoiser{d: &unet.Denoiser{UNet: p.UNet}, z: z, emb: emb, ids: ids}
 	guidance := solver.FrameGuidance(o.MinGuidanceScale, o.MaxGuidanceScale, o.NumFrames)
 	if o.MaxGuidanceScale <= 1 && o.MinGuidanceScale <= 1 {
@@ -198,16 +210,21 @@ func (p *Pipeline) apply(ctx context.Context, s *torch.Scope, image *torch.Tenso
 			guidance[i] = 1
 		}
 	}
-	total := len(sigmas) - 1
-	x = solver.SampleEulerCFG(c, d, x, sigmas, guidance, func(i int, x *torch.Tensor) error {
-		if o.onStep != nil {
-			o.onStep(i, x)
-		}
-		if o.Progress != nil {
-			o.Progress(i+1, total)
-		}
-		return ctx.Err()
+	x := o.Sampler.Sample(c, d, noise, SampleRun{
+		Steps: o.NumInferenceSteps, Guidance: guidance, Scheduler: p.SchedulerConfig, Generator: g,
+		Step: func(i, total int, x *torch.Tensor) error {
+			if o.onStep != nil {
+				o.onStep(i, x)
+			}
+			if o.Progress != nil {
+				o.Progress(i+1, total)
+			}
+			return ctx.Err()
+		},
 	})
+	if got, want := x.Shape(), noise.Shape(); !slices.Equal(got, want) {
+		torch.Failf("osv", "sampler %T returned latents %v, want %v", o.Sampler, got, want)
+	}
 
 	// Decode: unscale, frames into the batch, the temporal decoder chunk by chunk.
 	zs := c.MulScalar(c.Reshape(x, f, lat, h/8, w/8), 1/p.VAE.Config.ScalingFactor)

@@ -1,8 +1,6 @@
 package solver
 
 import (
-	"math"
-
 	"github.com/onestepvideo/osv-go/torch"
 )
 
@@ -68,7 +66,14 @@ func sigmaTensor(s *torch.Scope, x *torch.Tensor, sigma float64) *torch.Tensor {
 // *torch.Error.
 func SampleConsistency(s *torch.Scope, d Denoiser, noise *torch.Tensor, sigmas []float64, g *torch.Generator,
 	o ConsistencyOptions, callback func(n int, x0 *torch.Tensor)) *torch.Tensor {
-	return sampleTimeTravel(s, d, noise, sigmas, nil, false, g, o, callback)
+	return SampleMultistep(s, d, noise, Multistep{Sigmas: sigmas, Generator: g, Consistency: o, Callback: wrapCallback(callback)})
+}
+
+func wrapCallback(cb func(int, *torch.Tensor)) func(int, *torch.Tensor) error {
+	if cb == nil {
+		return nil
+	}
+	return func(n int, x0 *torch.Tensor) error { cb(n, x0); return nil }
 }
 
 // TTSOptions are the Time Travel Sampler's choices (OSV.md section 7; the
@@ -105,70 +110,6 @@ func SampleTTS(s *torch.Scope, d Denoiser, noise *torch.Tensor, sigmas []float64
 	if len(t.TravelSigmas) != len(sigmas) {
 		torch.Failf("sample_tts", "%d travel levels for %d steps", len(t.TravelSigmas), len(sigmas))
 	}
-	for n, st := range t.TravelSigmas {
-		if !(st > 0) || !(st < sigmas[n]) {
-			torch.Failf("sample_tts", "travel level %g at step %d must be positive and below σ_n = %g", st, n, sigmas[n])
-		}
-	}
-	return sampleTimeTravel(s, d, noise, sigmas, t.TravelSigmas, t.ImpliedNoise, g, o, callback)
-}
-
-func sampleTimeTravel(s *torch.Scope, d Denoiser, noise *torch.Tensor, sigmas, travel []float64, implied bool,
-	g *torch.Generator, o ConsistencyOptions, callback func(int, *torch.Tensor)) *torch.Tensor {
-	const op = "sample_consistency"
-	if d == nil {
-		torch.Failf(op, "nil denoiser")
-	}
-	if len(sigmas) == 0 {
-		torch.Failf(op, "no noise levels")
-	}
-	for n, sg := range sigmas {
-		if !(sg > 0) || (n > 0 && !(sg < sigmas[n-1])) || math.IsInf(sg, 0) {
-			torch.Failf(op, "sigmas %v: want strictly decreasing positive levels", sigmas)
-		}
-	}
-	if noise.Dim() != 5 {
-		torch.Failf(op, "noise: shape %v, want [batch, frames, channels, height, width]", noise.Shape())
-	}
-	checkFloat(op, "noise", noise)
-	c := s.Child()
-	defer c.Close()
-	fresh := func(sc *torch.Scope) *torch.Tensor {
-		if g == nil {
-			torch.Failf(op, "a generator is needed for fresh noise")
-		}
-		e, err := g.Randn(sc, noise.Shape(), torch.Float32, noise.Device())
-		if err != nil {
-			torch.Failf(op, "%v", err)
-		}
-		return e
-	}
-	x := c.MulScalar(c.Cast(noise, torch.Float32), sigmas[0])
-	var x0 *torch.Tensor
-	for n, sg := range sigmas {
-		step := c.Child()
-		x0 = Consistency(step, d, x, sigmaTensor(step, x, sg), o)
-		if travel != nil {
-			var e *torch.Tensor
-			if implied {
-				e = step.MulScalar(step.Sub(x, x0), 1/sg)
-			} else {
-				e = fresh(step)
-			}
-			xt := step.Add(x0, step.MulScalar(e, travel[n]))
-			x0 = Consistency(step, d, xt, sigmaTensor(step, xt, travel[n]), o)
-		}
-		if callback != nil {
-			callback(n, x0)
-		}
-		if n+1 < len(sigmas) {
-			prev := x
-			x = step.Keep(step.Add(x0, step.MulScalar(fresh(step), sigmas[n+1])))
-			c.Drop(prev)
-		} else {
-			step.Keep(x0)
-		}
-		step.Close()
-	}
-	return c.Keep(x0)
+	return SampleMultistep(s, d, noise, Multistep{Sigmas: sigmas, Travel: t.TravelSigmas, ImpliedNoise: t.ImpliedNoise,
+		Generator: g, Consistency: o, Callback: wrapCallback(callback)})
 }
