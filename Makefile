@@ -2,7 +2,8 @@
 # lacks, builds gotorch's native library out of tree, and exports the cgo
 # flags for the Go tool.
 #
-#   make test    vet, test, and a short fuzz of the safetensors parser
+#   make test    vet, test, the concurrency test under -race, and a short
+#                fuzz of the safetensors parser
 #   make demo    the demonstration (see README.md)
 #   make bench   benchmarks (a CUDA machine; see docs/BENCHMARKS.md)
 #   eval "$(make -s env)"   then plain go build / go test work
@@ -67,7 +68,7 @@ export CGO_CXXFLAGS := $(CXXFLAGS_ALL)
 export CGO_LDFLAGS := $(LDFLAGS_ALL)
 export LD_LIBRARY_PATH := $(BUILD)/gotorch:$(TORCH_LIB)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 
-.PHONY: all deps test vet unit fuzz demo demo-fixture bench env clean
+.PHONY: all deps test vet unit race fuzz demo demo-fixture bench env clean
 
 all: deps
 	$(GO) build $(GOTAGS) ./...
@@ -135,13 +136,17 @@ $(CGOTORCH): $(TORCH_DEP) | $(CXX_BIN)
 	g++ -shared -o $@.tmp $(BUILD)/gotorch/obj/*.o -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB) $(CUDA_LD) -ltorch -ltorch_cpu -lc10
 	mv $@.tmp $@
 
-test: vet unit fuzz
+test: vet unit race fuzz
 
 vet: deps
 	$(GO) vet $(GOTAGS) ./...
 
 unit: deps
 	$(GO) test $(GOTAGS) ./...
+
+# Generate from several goroutines at once, under the race detector.
+race: deps
+	$(GO) test $(GOTAGS) -race -run 'TestGenerateConcurrent' ./osv/
 
 fuzz: deps
 	$(GO) test -run=NONE -fuzz=FuzzParseHeader -fuzztime=$(FUZZTIME) ./torch/safetensors/

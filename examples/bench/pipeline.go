@@ -106,15 +106,21 @@ func (b *bench) pipeline(groups []string) error {
 	}
 	defer p.Close()
 	for _, c := range []struct {
-		name  string
-		steps int
-		maxG  float64
-	}{{"pipeline 25 steps cfg", 25, 3}, {"pipeline 1 step cfg", 1, 3}, {"pipeline 1 step", 1, 1}} {
+		name    string
+		steps   int
+		maxG    float64
+		sampler osv.Sampler
+	}{
+		{"pipeline 25 steps cfg", 25, 3, nil}, {"pipeline 1 step cfg", 1, 3, nil}, {"pipeline 1 step", 1, 1, nil},
+		{"pipeline student 1 step consistency", 1, 1, osv.ConsistencySampler{}},
+		{"pipeline student 1 step tts (2 unet calls)", 1, 1, osv.TTSSampler{}},
+	} {
 		runs, warm := b.runs, b.warmup
 		b.runs, b.warmup = min(runs, 3), 1
 		err := b.measure(c.name, func() error {
 			return scoped(func(sc *torch.Scope) {
-				o := osv.GenerateOptions{Width: int(b.w), Height: int(b.h), NumFrames: int(b.frames), NumInferenceSteps: c.steps, MaxGuidanceScale: c.maxG, MinGuidanceScale: 1}
+				o := osv.GenerateOptions{Sampler: c.sampler, Width: int(b.w), Height: int(b.h), NumFrames: int(b.frames),
+					NumInferenceSteps: c.steps, MaxGuidanceScale: c.maxG, MinGuidanceScale: 1}
 				p.Apply(context.Background(), sc, image, o)
 			})
 		})
