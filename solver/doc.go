@@ -14,7 +14,13 @@
 //   - Denoiser (DenoiserFunc adapts a function; PairDenoiser evaluates both
 //     branches in one call): the contract D(x; σ) with a conditional and an
 //     unconditional branch. SampleEulerCFG: the teacher's Euler sampler with
-//     per-frame linear guidance.
+//     per-frame linear guidance; Guided: a denoiser whose conditional branch
+//     is the guided estimate.
+//   - TeacherSolve and TrainingSigmas: OSV's k-step teacher ODE solver and
+//     its training grid.
+//   - Consistency, SampleConsistency, SampleTTS and SampleMultistep (every
+//     option: the initial σ, travels, the caller's noise, guidance):
+//     multistep consistency sampling and OSV's Time Travel Sampler.
 //
 // Functions on the module's engine tensors (those taking a *torch.Scope)
 // panic with *torch.Error, like the engine; the gotorch forms return errors.
