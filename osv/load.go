@@ -1,12 +1,14 @@
 package osv
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/onestepvideo/osv-go/lora"
 	"github.com/onestepvideo/osv-go/osv/clip"
 	"github.com/onestepvideo/osv-go/osv/vae"
 	"github.com/onestepvideo/osv-go/solver"
@@ -17,24 +19,32 @@ import (
 // Pipeline is Stable Video Diffusion's image-to-video pipeline: the UNet
 // (with its EDM denoiser), the temporal VAE, the CLIP image encoder with
 // SVD's preprocessing, and the Euler scheduler's configuration. Generate
-// may be called from one goroutine at a time.
+// may be called from several goroutines: calls run one at a time, each with
+// the result it would have alone.
 type Pipeline struct {
 	UNet             *unet.Model
 	VAE              *vae.Model
 	ImageEncoder     *clip.Model
 	FeatureExtractor *clip.Preprocessor
 	SchedulerConfig  solver.SchedulerConfig
+	// LoRA is the adapter set WithLoRA attached to UNet (merged into its
+	// weights unless WithLoRAUnmerged), or nil. Close releases it.
+	LoRA *lora.Set
 
 	device torch.Device
 	dtype  torch.DType
+	calls  serial // Generate, Apply and Close, one at a time
 }
 
 // Option configures LoadPipeline.
 type Option func(*options) error
 
 type options struct {
-	device string
-	dtype  string
+	device       string
+	dtype        string
+	unet         string // WithUNet's file or folder
+	lora         string // WithLoRA's folder
+	loraUnmerged bool
 }
 
 // WithDevice places the models on "cpu" (default), "cuda" or "cuda:N".
@@ -47,6 +57,45 @@ func WithDevice(device string) Option {
 // diffusers.
 func WithDType(dtype string) Option {
 	return func(o *options) error { o.dtype = dtype; return nil }
+}
+
+// WithUNet replaces the pipeline's UNet, for a distilled student: path is
+// either a diffusers UNet folder (config.json and its safetensors weights,
+// as unet.Load reads it) or a single safetensors file holding a full
+// state_dict with diffusers' keys, laid out by the pipeline's own
+// unet/config.json (unet.LoadStateDict). The pipeline's own UNet weights
+// are not read.
+func WithUNet(path string) Option {
+	return func(o *options) error {
+		if path == "" {
+			return fmt.Errorf("osv: WithUNet: empty path")
+		}
+		o.unet = path
+		return nil
+	}
+}
+
+// WithLoRA attaches a peft LoRA folder (adapter_config.json and
+// adapter_model.safetensors, as lora.Set.Save and Trainer.Export write it)
+// to the pipeline's UNet (the replacement one when WithUNet is given too).
+// The adapters are merged into the weights, so that generation runs at the
+// base model's cost, unless WithLoRAUnmerged is given. Pipeline.LoRA holds
+// the set.
+func WithLoRA(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return fmt.Errorf("osv: WithLoRA: empty folder")
+		}
+		o.lora = dir
+		return nil
+	}
+}
+
+// WithLoRAUnmerged keeps WithLoRA's adapters beside the base weights
+// instead of merging them (to switch them off, train them further or
+// change their scale).
+func WithLoRAUnmerged() Option {
+	return func(o *options) error { o.loraUnmerged = true; return nil }
 }
 
 // modelIndex is the part of model_index.json the loader checks.
@@ -94,14 +143,21 @@ func LoadPipeline(dir string, opts ...Option) (p *Pipeline, err error) {
 	}
 
 	p = &Pipeline{device: dev, dtype: dt}
+	// The error returns set p to nil before this runs: close what was built.
+	built := p
 	defer func() {
 		if err != nil {
-			p.Close()
+			built.Close()
 			p = nil
 		}
 	}()
-	if p.UNet, err = unet.Load(filepath.Join(dir, "unet"), unet.WithDevice(o.device), unet.WithDType(o.dtype)); err != nil {
+	if p.UNet, err = loadUNet(filepath.Join(dir, "unet"), o); err != nil {
 		return nil, err
+	}
+	if o.lora != "" {
+		if p.LoRA, err = attachLoRA(p.UNet, o.lora, !o.loraUnmerged); err != nil {
+			return nil, err
+		}
 	}
 	vaeCfg, err := vae.ReadConfig(filepath.Join(dir, "vae"))
 	if err != nil {
@@ -134,7 +190,13 @@ func (p *Pipeline) Close() error {
 	if p == nil {
 		return nil
 	}
+	p.calls.acquire(context.Background())
+	defer p.calls.release()
 	var errs []error
+	if p.LoRA != nil {
+		errs = append(errs, p.LoRA.Close())
+		p.LoRA = nil
+	}
 	if p.UNet != nil {
 		errs = append(errs, p.UNet.Close())
 	}
