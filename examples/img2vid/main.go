@@ -1,7 +1,22 @@
 // Command img2vid turns a picture into a video with a Stable Video
-// Diffusion pipeline folder (Hugging Face layout).
+// Diffusion pipeline folder (Hugging Face layout), with SVD's own UNet (the
+// teacher) or a distilled student.
 //
 //	img2vid -model DIR -image FILE -out FILE [flags]
+//
+// A student replaces the pipeline's UNet (-unet: a diffusers UNet folder,
+// or one safetensors file holding a full state_dict laid out by the
+// pipeline's unet/config.json, as AnimateLCM-SVD-xt publishes it) or adds
+// a peft LoRA folder to it (-lora, merged into the weights), and runs with
+// its sampler: -sampler consistency (multistep consistency sampling on the
+// -schedule it was trained on, 4 steps) or -sampler tts (OSV's Time Travel
+// Sampler, 1 step). What examples/distill exports runs with
+//
+//	img2vid -model svd -lora run2/export/lora -sampler tts -steps 1 -image in.png -out clip.gif
+//
+// -steps and the guidance flags left unset take the sampler's defaults:
+// euler 25 steps with guidance 1 (first frame) to 3 (last); consistency 4
+// steps and tts 1 step, both without guidance.
 //
 // The output is a GIF (.gif), an MP4 (.mp4, through the ffmpeg program) or
 // a folder of PNG frames (any other path without an extension). An image
@@ -12,6 +27,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,7 +40,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stderr); errors.Is(err, flag.ErrHelp) {
+		return
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "img2vid:", oneLine(err))
 		os.Exit(1)
 	}
@@ -49,17 +67,22 @@ func run(args []string, stderr io.Writer) error {
 	frames := flag.Int("frames", 0, "frames (default: the UNet config's num_frames)")
 	width := flag.Int("width", 1024, "width in pixels")
 	height := flag.Int("height", 576, "height in pixels")
-	steps := flag.Int("steps", 25, "denoising steps")
+	steps := flag.Int("steps", 0, "sampler steps (default: the sampler's, euler 25, consistency 4, tts 1)")
 	seed := flag.Uint64("seed", 0, "random seed")
 	device := flag.String("device", "cpu", "cpu, cuda or cuda:N")
 	dtype := flag.String("dtype", "fp32", "fp32, fp16 or bf16")
-	minG := flag.Float64("min-guidance", 1, "guidance scale of the first frame")
-	maxG := flag.Float64("max-guidance", 3, "guidance scale of the last frame")
+	minG := flag.Float64("min-guidance", 0, "guidance scale of the first frame (default: the sampler's, 1)")
+	maxG := flag.Float64("max-guidance", 0, "guidance scale of the last frame (default: the sampler's, euler 3, the students 1: no guidance)")
+	unetPath := flag.String("unet", "", "a student's UNet replacing the pipeline's: a diffusers UNet folder or a single state_dict .safetensors file")
+	loraDir := flag.String("lora", "", "a student's peft LoRA folder (adapter_config.json, adapter_model.safetensors), merged into the UNet")
+	samplerName := flag.String("sampler", "euler", "euler (the teacher's, with guidance), consistency or tts (a distilled student's)")
+	schedule := flag.String("schedule", "osv", "the consistency sampler's σ schedule: osv (OSV's training grid) or animatelcm (AnimateLCM-SVD's)")
 	fps := flag.Int("fps", 7, "frames per second (conditioning and output)")
 	bucket := flag.Int("motion-bucket", 127, "motion bucket id")
 	aug := flag.Float64("noise-aug", 0.02, "noise added to the conditioning image")
 	chunk := flag.Int("decode-chunk", 0, "frames decoded at once (default: all)")
 	fit := flag.String("fit", "crop", "crop or stretch, for images of another size")
+	flag.Usage = func() { usage(flag) }
 	if err := flag.Parse(args); err != nil {
 		return err
 	}
@@ -72,8 +95,15 @@ func run(args []string, stderr io.Writer) error {
 	if *frames < 0 || (*frames == 0 && isSet(flag, "frames")) {
 		return fmt.Errorf("-frames %d: want at least 1", *frames)
 	}
-	if *steps < 1 {
+	if *steps < 0 || (*steps == 0 && isSet(flag, "steps")) {
 		return fmt.Errorf("-steps %d: want at least 1", *steps)
+	}
+	if *minG < 0 || *maxG < 0 {
+		return fmt.Errorf("-min-guidance %g -max-guidance %g: want ≥ 0", *minG, *maxG)
+	}
+	sampler, err := parseSampler(*samplerName, *schedule, isSet(flag, "schedule"))
+	if err != nil {
+		return err
 	}
 	if *width < 1 || *height < 1 || *width%8 != 0 || *height%8 != 0 {
 		return fmt.Errorf("-width %d -height %d: want positive multiples of 8", *width, *height)
@@ -90,18 +120,28 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	t0 := time.Now()
-	p, err := osv.LoadPipeline(*model, osv.WithDevice(*device), osv.WithDType(*dtype))
+	opts := []osv.Option{osv.WithDevice(*device), osv.WithDType(*dtype)}
+	loaded := *model
+	if *unetPath != "" {
+		opts = append(opts, osv.WithUNet(*unetPath))
+		loaded += " with the UNet " + *unetPath
+	}
+	if *loraDir != "" {
+		opts = append(opts, osv.WithLoRA(*loraDir))
+		loaded += " with the LoRA " + *loraDir
+	}
+	p, err := osv.LoadPipeline(*model, opts...)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	fmt.Fprintf(stderr, "loaded %s on %s (%s) in %.1fs\n", *model, *device, *dtype, time.Since(t0).Seconds())
+	fmt.Fprintf(stderr, "loaded %s on %s (%s) in %.1fs\n", loaded, *device, *dtype, time.Since(t0).Seconds())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	t1 := time.Now()
 	v, err := p.Generate(ctx, img, osv.GenerateOptions{
-		Width: *width, Height: *height, NumFrames: *frames, NumInferenceSteps: *steps,
+		Sampler: sampler, Width: *width, Height: *height, NumFrames: *frames, NumInferenceSteps: *steps,
 		MinGuidanceScale: *minG, MaxGuidanceScale: *maxG, FPS: *fps, MotionBucketID: *bucket,
 		NoiseAugStrength: aug, DecodeChunkSize: *chunk, Seed: *seed, Fit: fitMode,
 		Progress: func(step, total int) {
@@ -123,4 +163,50 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// parseSampler is the -sampler flag's sampler, with -schedule for the
+// consistency sampler (scheduleSet: -schedule was given).
+func parseSampler(name, schedule string, scheduleSet bool) (osv.Sampler, error) {
+	if scheduleSet && name != "consistency" {
+		return nil, fmt.Errorf("-schedule %s: only -sampler consistency takes a schedule", schedule)
+	}
+	switch name {
+	case "euler":
+		return osv.EulerSampler{}, nil
+	case "tts":
+		return osv.TTSSampler{}, nil
+	case "consistency":
+		switch schedule {
+		case "osv":
+			return osv.ConsistencySampler{Schedule: osv.OSVSchedule()}, nil
+		case "animatelcm":
+			return osv.ConsistencySampler{Schedule: osv.AnimateLCMSchedule()}, nil
+		}
+		return nil, fmt.Errorf("-schedule %q: want osv or animatelcm", schedule)
+	}
+	return nil, fmt.Errorf("-sampler %q: want euler, consistency or tts", name)
+}
+
+// usage prints the synopsis, the student's commands and the flags.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprint(w, `usage: img2vid -model DIR -image FILE -out FILE [flags]
+
+The teacher (SVD's Euler sampler with guidance 1 to 3, 25 steps):
+  img2vid -model svd -image in.png -out clip.gif
+A distilled student as examples/distill exports it (OUT/export), one step:
+  img2vid -model svd -lora run2/export/lora -sampler tts -steps 1 -image in.png -out clip.gif
+the same student as a merged UNet folder, four consistency steps:
+  img2vid -model svd -unet run2/export/unet -sampler consistency -steps 4 -image in.png -out clip.gif
+a single-file state_dict on AnimateLCM-SVD's schedule:
+  img2vid -model svd -unet student.safetensors -sampler consistency -schedule animatelcm -image in.png -out clip.gif
+
+-steps and the guidance flags left unset take the sampler's defaults:
+euler 25 steps with guidance 1 (first frame) to 3 (last); consistency 4
+steps and tts 1 step, both without guidance.
+
+Flags:
+`)
+	fs.PrintDefaults()
 }
