@@ -61,10 +61,11 @@ func WithDType(dtype string) Option {
 
 // WithUNet replaces the pipeline's UNet, for a distilled student: path is
 // either a diffusers UNet folder (config.json and its safetensors weights,
-// as unet.Load reads it) or a single safetensors file holding a full
-// state_dict with diffusers' keys, laid out by the pipeline's own
-// unet/config.json (unet.LoadStateDict). The pipeline's own UNet weights
-// are not read.
+// as unet.Load reads it; its config must take the inputs of the pipeline's
+// own unet/config.json: channels, cross-attention width, added time ids)
+// or a single safetensors file holding a full state_dict with diffusers'
+// keys, laid out by the pipeline's own unet/config.json
+// (unet.LoadStateDict). The pipeline's own UNet weights are not read.
 func WithUNet(path string) Option {
 	return func(o *options) error {
 		if path == "" {
