@@ -29,9 +29,10 @@ func (t *Trainer) state() map[string]*torch.Tensor {
 			out[prefix+p.Name] = p.T
 		}
 	}
-	add("lora.", t.LoRA.Trainable())
-	for i, p := range t.LoRA.Trainable() {
-		out["ema."+p.Name] = t.ema[i]
+	add("lora.", t.Student.LoRA.Trainable())
+	ema := t.EMA.Weights()
+	for i, name := range t.Student.Names() {
+		out["ema."+name] = ema[i]
 	}
 	add("disc.", t.Disc.State())
 	for k, v := range t.optG.State() {
@@ -49,6 +50,9 @@ func (t *Trainer) state() map[string]*torch.Tensor {
 // config.
 func (t *Trainer) Save(path string) (err error) {
 	defer torch.Recover(&err)
+	if t.closed() {
+		return fmt.Errorf("osv: trainer is closed")
+	}
 	s := torch.NewScope()
 	defer s.Close()
 	ts := t.state()
@@ -73,6 +77,9 @@ func (t *Trainer) Save(path string) (err error) {
 // should not be used.
 func (t *Trainer) Restore(path string) (err error) {
 	defer torch.Recover(&err)
+	if t.closed() {
+		return fmt.Errorf("osv: trainer is closed")
+	}
 	f, err := safetensors.Open(path)
 	if err != nil {
 		return fmt.Errorf("osv: checkpoint: %w", err)
@@ -121,7 +128,7 @@ func (t *Trainer) Restore(path string) (err error) {
 	opt := func(o *torch.AdamW, prefix string, steps int64) {
 		st := map[string]*torch.Tensor{}
 		for k := range o.State() {
-			st[k] = read(prefix+k, nil, t.UNet.Device())
+			st[k] = read(prefix+k, nil, t.device())
 		}
 		must(o.Restore(st, steps))
 	}

@@ -11,17 +11,18 @@ import (
 // weights, ready for a pipeline folder or unet.Load). The trainer's own
 // state is unchanged: the merge is undone after saving.
 func (t *Trainer) Export(dir string) error {
-	if t.LoRA == nil {
+	if t.closed() {
 		return fmt.Errorf("osv: trainer is closed")
 	}
-	if err := t.LoRA.Save(filepath.Join(dir, "lora")); err != nil {
+	set := t.Student.LoRA
+	if err := set.Save(filepath.Join(dir, "lora")); err != nil {
 		return err
 	}
-	if err := t.LoRA.Merge(); err != nil {
+	if err := set.Merge(); err != nil {
 		return err
 	}
-	saveErr := t.UNet.Save(filepath.Join(dir, "unet"))
-	if err := t.LoRA.Unmerge(); err != nil {
+	saveErr := t.Teacher.UNet.Save(filepath.Join(dir, "unet"))
+	if err := set.Unmerge(); err != nil {
 		return err
 	}
 	return saveErr

@@ -47,15 +47,17 @@ type Metrics struct {
 }
 
 // Trainer runs OSV's stage 1 (latent GAN pretraining) or stage 2
-// (adversarial consistency distillation) on one UNet: the frozen teacher is
-// its base weights, the student adds trainable LoRA adapters, and the EMA
-// target θ⁻ is a copy of the adapters; one set of base weights serves all
-// three. Step may be called from one goroutine at a time.
+// (adversarial consistency distillation) with the typed models on one UNet:
+// the frozen Teacher is its base weights, the Student adds trainable LoRA
+// adapters, and the EMA target θ⁻ is a copy of the adapters; one set of
+// base weights serves all three. Step may be called from one goroutine at a
+// time.
 type Trainer struct {
-	Config TrainConfig
-	UNet   *unet.Model
-	LoRA   *lora.Set
-	Disc   *discriminator.Discriminator
+	Config  TrainConfig
+	Teacher *Teacher // the frozen teacher (its UNet is the caller's)
+	Student *Student // θ: the teacher plus the trainer's LoRA adapters
+	EMA     *EMA     // θ⁻, moved towards θ after each student update
+	Disc    *discriminator.Discriminator
 	// Decode maps latents [B, F, C, h, w] to frames [B·F, 3, H, W] in
 	// [−1, 1] (SVD's VAE decoder, say). It is needed, and used, only when
 	// the discriminator judges pixels (its Config.PixelInput): the ablation
@@ -70,7 +72,6 @@ type Trainer struct {
 	// same state (same seed, or Broadcast). Metrics are the world's.
 	Group *torch.ProcessGroup
 
-	ema        []*torch.Tensor // θ⁻, one per LoRA parameter
 	optG, optD *torch.AdamW
 	gen        *torch.Generator
 	grid       []float64
@@ -81,8 +82,9 @@ type Trainer struct {
 	reducerGroup *torch.ProcessGroup
 }
 
-// NewTrainer attaches fresh LoRA adapters to u (its weights stay frozen) and
-// prepares the optimisers. d's trainable parts are trained alongside.
+// NewTrainer makes the teacher of u, attaches a student's fresh LoRA
+// adapters to u (its weights stay frozen), starts the EMA target at θ⁻ = θ
+// and prepares the optimisers. d's trainable parts are trained alongside.
 func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) (t *Trainer, err error) {
 	cfg = cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -91,33 +93,29 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 	if u == nil || d == nil {
 		return nil, fmt.Errorf("osv: a trainer needs a UNet and a discriminator")
 	}
+	teacher, err := NewTeacher(u)
+	if err != nil {
+		return nil, err
+	}
 	targets := cfg.LoRATargets
 	if len(targets) == 0 {
 		targets = lora.DefaultTargets
 	}
-	set, err := lora.Inject(u, lora.Config{R: cfg.LoRARank, LoraAlpha: cfg.LoRAAlpha, TargetModules: targets}, cfg.Seed)
+	student, err := NewStudent(teacher, lora.Config{R: cfg.LoRARank, LoraAlpha: cfg.LoRAAlpha, TargetModules: targets}, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
-	t = &Trainer{Config: cfg, UNet: u, LoRA: set, Disc: d, grid: cfg.grid()}
+	t = &Trainer{Config: cfg, Teacher: teacher, Student: student, Disc: d, grid: cfg.grid()}
 	defer func() {
 		if err != nil {
 			t.Close()
 			t = nil
 		}
 	}()
-	defer torch.Recover(&err) // runs first: the cleanup above sees its error
-	student := tensors(set.Trainable())
-	for _, p := range student {
-		if err := p.SetRequiresGrad(true); err != nil {
-			return nil, err
-		}
-		// θ⁻ starts as an independent copy of θ (not a view of it).
-		s := torch.NewScope()
-		t.ema = append(t.ema, s.Keep(s.Clone(s.Detach(p))))
-		s.Close()
+	if t.EMA, err = NewEMA(student); err != nil {
+		return nil, err
 	}
-	if t.optG, err = torch.NewAdamW(student, cfg.LR, cfg.Beta1, cfg.Beta2, cfg.AdamEps, cfg.WeightDecay); err != nil {
+	if t.optG, err = torch.NewAdamW(student.Trainable(), cfg.LR, cfg.Beta1, cfg.Beta2, cfg.AdamEps, cfg.WeightDecay); err != nil {
 		return nil, err
 	}
 	if t.optD, err = torch.NewAdamW(tensors(d.Trainable()), cfg.DiscLR, cfg.Beta1, cfg.Beta2, cfg.AdamEps, cfg.WeightDecay); err != nil {
@@ -141,17 +139,15 @@ func tensors(ps []*torch.Param) []*torch.Tensor {
 // Steps is the number of steps taken.
 func (t *Trainer) Steps() int64 { return t.step }
 
-// Close removes the adapters from the UNet and frees the trainer's state
-// (not the UNet or the discriminator).
+// Close removes the student's adapters from the UNet and frees the
+// trainer's state (not the UNet or the discriminator).
 func (t *Trainer) Close() error {
 	if t == nil {
 		return nil
 	}
 	t.closeReducers()
-	for _, e := range t.ema {
-		e.Free()
-	}
-	t.ema = nil
+	t.EMA.Close()
+	t.EMA = nil
 	if t.optG != nil {
 		t.optG.Close()
 	}
@@ -159,58 +155,26 @@ func (t *Trainer) Close() error {
 		t.optD.Close()
 	}
 	t.gen.Close()
-	if t.LoRA != nil {
-		return t.LoRA.Close()
-	}
-	return nil
+	err := t.Student.Close()
+	return err
 }
 
-// branch is which model a denoiser call evaluates.
-type branch int
-
-const (
-	studentBranch branch = iota // base + LoRA (trainable)
-	teacherBranch               // base alone
-	targetBranch                // base + the EMA adapters θ⁻
-)
-
-// trainDenoiser evaluates one branch with a batch's conditioning.
-type trainDenoiser struct {
-	t    *Trainer
-	g    *guidedDenoiser
-	mode branch
+// closed reports a trainer whose student is gone.
+func (t *Trainer) closed() bool {
+	return t.Student == nil || t.Student.LoRA == nil || t.EMA == nil || t.Teacher == nil
 }
 
-// enter switches the shared UNet to the branch and returns the way back.
-func (d trainDenoiser) enter() func() {
-	switch d.mode {
-	case teacherBranch:
-		d.t.LoRA.Enable(false)
-		return func() { d.t.LoRA.Enable(true) }
-	case targetBranch:
-		d.t.swapEMA()
-		return d.t.swapEMA
-	}
-	return func() {}
-}
+// device is the UNet's device.
+func (t *Trainer) device() torch.Device { return t.Teacher.UNet.Device() }
 
-func (t *Trainer) swapEMA() {
-	for i, p := range t.LoRA.Trainable() {
-		p.T, t.ema[i] = t.ema[i], p.T
-	}
-}
-
-func (d trainDenoiser) Denoise(s *torch.Scope, x, sigma *torch.Tensor, cond bool) *torch.Tensor {
-	defer d.enter()()
-	return d.g.Denoise(s, x, sigma, cond)
-}
-
-func (d trainDenoiser) DenoisePair(s *torch.Scope, x, sigma *torch.Tensor) (uncond, cond *torch.Tensor) {
-	defer d.enter()()
-	return d.g.DenoisePair(s, x, sigma)
-}
-
-// Step takes one training step of the configured stage on b.
+// Step takes one training step of the configured stage on b (OSV.md
+// sections 3 and 4): the student's loss, its clipped AdamW update and the
+// EMA update, then the discriminator's (unless Config.NoAdversarial).
+// Its random draws are reproducible: step t (counting from 1) takes the
+// grid index n = rand.New(rand.NewPCG(Config.Seed, t)).IntN(N) in stage 1
+// and IntN(N − k) in stage 2 (math/rand/v2; N the grid size, k the solver
+// steps), and its unit noise is one float32 Randn of the latents' shape
+// from a torch.Generator seeded with Config.Seed when the trainer was made.
 func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	// PyTorch orders the backward pass by sequence numbers that each OS
 	// thread counts on its own; a graph built on one thread back-propagates
@@ -218,10 +182,10 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer torch.Recover(&err)
-	if t.LoRA == nil {
+	if t.closed() {
 		return m, fmt.Errorf("osv: trainer is closed")
 	}
-	if err := checkBatch(b, t.UNet.Device()); err != nil {
+	if err := checkBatch(b, t.device()); err != nil {
 		return m, err
 	}
 	if t.Disc.Config.PixelInput && t.Decode == nil && !t.Config.NoAdversarial {
@@ -232,15 +196,15 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	t.step++
 	m.Step = t.step
 	m.LR, m.DiscLR = t.optG.LR, t.optD.LR
-	if dev := t.UNet.Device(); dev.CUDA {
+	if dev := t.device(); dev.CUDA {
 		if mem, err := torch.CUDAMemory(dev); err == nil {
 			m.GPUMemGiB = float64(mem.Peak) / (1 << 30)
 		}
 	}
 	// Grid indices come from the step number, so a resumed run draws the same.
 	r := rand.New(rand.NewPCG(t.Config.Seed, uint64(t.step)))
-	g := &guidedDenoiser{d: &unet.Denoiser{UNet: t.UNet}, z: b.ImageLatents, emb: b.ImageEmbeds, ids: b.AddedTimeIDs}
-	student := trainDenoiser{t, g, studentBranch}
+	cond := b.Cond()
+	student := t.Student.Denoiser(cond)
 	noise, err := t.noise(s, b.Latents)
 	if err != nil {
 		return m, err
@@ -262,7 +226,7 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		n := r.IntN(len(t.grid) - k)
 		m.Sigma = t.grid[n]
 		out := consistency.Apply(s, consistency.Inputs{
-			Student: student, Target: trainDenoiser{t, g, targetBranch}, Teacher: trainDenoiser{t, g, teacherBranch},
+			Student: student, Target: t.EMA.Denoiser(cond), Teacher: t.Teacher.Denoiser(cond),
 			Data: x0, Noise: noise, Sigmas: t.grid[n : n+k+1],
 			Guidance:    solver.FrameGuidance(t.Config.MinGuidance, t.Config.MaxGuidance, int(x0.Size(1))),
 			Consistency: cons, HuberC: t.Config.HuberC,
@@ -272,7 +236,7 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	m.LossDist = item(dist)
 
 	// The student: distance plus the adversarial term, one update, the EMA.
-	studentParams := tensors(t.LoRA.Trainable())
+	studentParams := t.Student.Trainable()
 	discParams := tensors(t.Disc.Trainable())
 	lossG := dist
 	if !t.Config.NoAdversarial {
@@ -285,7 +249,7 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		return m, err
 	}
 	if !m.Skipped {
-		if err := torch.EMA(t.ema, studentParams, t.Config.EMADecay); err != nil {
+		if err := t.EMA.Update(t.Student, t.Config.EMADecay); err != nil {
 			return m, err
 		}
 	}
@@ -317,7 +281,7 @@ func (t *Trainer) worldLosses(s *torch.Scope, m *Metrics) error {
 	}
 	dev := torch.CPU
 	if t.Group.Config.Backend == torch.NCCL {
-		dev = t.UNet.Device()
+		dev = t.device()
 	}
 	ls := []*float64{&m.LossG, &m.LossDist, &m.LossAdvG, &m.LossD}
 	v := make([]float32, len(ls))
@@ -361,6 +325,9 @@ func (t *Trainer) noise(s *torch.Scope, x *torch.Tensor) (*torch.Tensor, error) 
 func (t *Trainer) Broadcast() error {
 	if t.Group == nil {
 		return nil
+	}
+	if t.closed() {
+		return fmt.Errorf("osv: trainer is closed")
 	}
 	st := t.state()
 	keys := slices.Sorted(maps.Keys(st)) // the same order on every rank

@@ -67,8 +67,7 @@ func evaluate(t *testing.T, tr *Trainer, b Batch, noise *torch.Tensor) (lcd, gap
 		defer torch.Recover(&err)
 		s := torch.NewScope()
 		defer s.Close()
-		g := &guidedDenoiser{d: &unet.Denoiser{UNet: tr.UNet}, z: b.ImageLatents, emb: b.ImageEmbeds, ids: b.AddedTimeIDs}
-		student, teacher := trainDenoiser{tr, g, studentBranch}, trainDenoiser{tr, g, teacherBranch}
+		student, teacher := tr.Student.Denoiser(b.Cond()), tr.Teacher.Denoiser(b.Cond())
 		guidance := solver.FrameGuidance(tr.Config.MinGuidance, tr.Config.MaxGuidance, 2)
 		k := tr.Config.SolverSteps
 		for n := 0; n+k < len(tr.grid); n++ {
@@ -170,7 +169,7 @@ func TestStage1Learns(t *testing.T) {
 			defer torch.Recover(&err)
 			c := s.Child()
 			defer c.Close()
-			student := trainDenoiser{tr, &guidedDenoiser{d: &unet.Denoiser{UNet: tr.UNet}, z: b.ImageLatents, emb: b.ImageEmbeds, ids: b.AddedTimeIDs}, studentBranch}
+			student := tr.Student.Denoiser(b.Cond())
 			for _, sg := range tr.grid {
 				x := c.Add(b.Latents, c.MulScalar(held, sg))
 				f := solver.Consistency(c, student, x, c.Filled(x, sg, 1), solver.ConsistencyOptions{})
@@ -273,9 +272,9 @@ func TestResumeIsExact(t *testing.T) {
 
 	// θ⁻ is its own tensor: with decay 0.9 it trails the student.
 	moved := false
-	for i, p := range whole.LoRA.Trainable() {
-		x, _ := p.T.Float32s()
-		e, _ := whole.ema[i].Float32s()
+	for i, p := range whole.Student.Trainable() {
+		x, _ := p.Float32s()
+		e, _ := whole.EMA.Weights()[i].Float32s()
 		if !slices.Equal(x, e) {
 			moved = true
 			break
@@ -341,9 +340,9 @@ func TestExportMergedMatchesStudent(t *testing.T) {
 		defer torch.Recover(&err)
 		student, _ = u.Apply(s, x, ts, b.ImageEmbeds, b.AddedTimeIDs).Float32s()
 		loaded, _ = merged.Apply(s, x, ts, b.ImageEmbeds, b.AddedTimeIDs).Float32s()
-		tr.LoRA.Enable(false)
+		tr.Student.LoRA.Enable(false)
 		base, _ = u.Apply(s, x, ts, b.ImageEmbeds, b.AddedTimeIDs).Float32s()
-		tr.LoRA.Enable(true)
+		tr.Student.LoRA.Enable(true)
 	}()
 	require.NoError(t, err)
 	rel, err := fixture.RelL2(loaded, student)
