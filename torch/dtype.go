@@ -6,10 +6,11 @@ import (
 )
 
 // DType is a tensor element type; its values are libtorch's ScalarType codes
-// (the same codes gotorch uses).
+// (the same codes gotorch uses). Only the constants below are supported:
+// another value is reported as an error. The zero value is Uint8.
 type DType int8
 
-// Element types.
+// Element types (Float16 is IEEE half precision, BFloat16 brain float).
 const (
 	Uint8    DType = 0
 	Int8     DType = 1
@@ -28,6 +29,8 @@ var dtypeNames = map[DType]string{
 	Float16: "float16", Float32: "float32", Float64: "float64", Bool: "bool", BFloat16: "bfloat16",
 }
 
+// String is the dtype's name ("float32", "bfloat16", ...; dtype(N) for a
+// value that is not one of the constants).
 func (d DType) String() string {
 	if n, ok := dtypeNames[d]; ok {
 		return n
@@ -35,7 +38,8 @@ func (d DType) String() string {
 	return fmt.Sprintf("dtype(%d)", int8(d))
 }
 
-// Size is the number of bytes of one element.
+// Size is the number of bytes of one element (0 for a value that is not
+// one of the constants).
 func (d DType) Size() int {
 	switch d {
 	case Uint8, Int8, Bool:
@@ -57,8 +61,9 @@ func (d DType) IsFloat() bool {
 	return d == Float16 || d == Float32 || d == Float64 || d == BFloat16
 }
 
-// ParseDType reads fp32/float32/f32, fp16/float16/half, bf16/bfloat16,
-// fp64/float64, int64/i64, uint8/u8, bool.
+// ParseDType reads fp32/float32/f32/float, fp16/float16/f16/half,
+// bf16/bfloat16, fp64/float64/f64/double, int64/i64/long, uint8/u8/byte and
+// bool, in any case and with surrounding spaces; another name is an error.
 func ParseDType(s string) (DType, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "fp32", "float32", "f32", "float":

@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -9,10 +10,16 @@ import (
 )
 
 // AdamW is Adam with decoupled weight decay (Loshchilov & Hutter 2019) over
-// a fixed list of parameters, updated in place from their gradients. With
-// WeightDecay 0 it is Adam. Its state (the two moments and the step count)
-// is exposed for checkpoints.
+// a fixed list of parameters, updated in place from their gradients, with
+// PyTorch's bias correction. With WeightDecay 0 it is Adam. Its state (the
+// two moments and the step count) is exposed for checkpoints. The
+// hyperparameters may be changed between steps (a learning-rate schedule).
+// Close releases the moments.
 type AdamW struct {
+	// LR is the learning rate, Beta1 and Beta2 the decay rates of the first
+	// and second moments, Eps the term added to the denominator, and
+	// WeightDecay the decoupled decay (the parameters are multiplied by
+	// 1 − LR·WeightDecay each step).
 	LR, Beta1, Beta2, Eps, WeightDecay float64
 
 	params   []*Tensor
@@ -21,9 +28,15 @@ type AdamW struct {
 	step     int64
 }
 
-// NewAdamW makes an optimiser with zero moments for params (float
-// tensors on any device).
+// NewAdamW makes an optimiser with zero moments (the parameters' shapes,
+// dtypes and devices; counted by Live until Close) for params, float
+// tensors on any device that stay the caller's. Parameters without a
+// gradient at a step are left alone. A nil or released parameter is an
+// error.
 func NewAdamW(params []*Tensor, lr, beta1, beta2, eps, weightDecay float64) (*AdamW, error) {
+	if err := live("adamw", params...); err != nil {
+		return nil, err
+	}
 	o := &AdamW{LR: lr, Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: weightDecay, params: params}
 	for _, p := range params {
 		m, err := Zeros(nil, p.Shape(), p.DType(), p.Device())
@@ -43,6 +56,8 @@ func NewAdamW(params []*Tensor, lr, beta1, beta2, eps, weightDecay float64) (*Ad
 	return o, nil
 }
 
+// handlesOf is the handles of ts; it panics with *Error on a nil or
+// released tensor.
 func handlesOf(ts []*Tensor) []cb.Tensor {
 	out := make([]cb.Tensor, len(ts))
 	for i, t := range ts {
@@ -51,11 +66,27 @@ func handlesOf(ts []*Tensor) []cb.Tensor {
 	return out
 }
 
-// Step applies one update from the parameters' current gradients.
+// liveHandles is handlesOf for functions that return an error: a nil or
+// released tensor is reported as an error of op.
+func liveHandles(op string, ts []*Tensor) ([]cb.Tensor, error) {
+	if err := live(op, ts...); err != nil {
+		return nil, err
+	}
+	return handlesOf(ts), nil
+}
+
+// Step applies one update from the parameters' current gradients (it does
+// not zero them). A parameter released since NewAdamW, a closed optimiser
+// and a gradient that does not fit its parameter are errors; then the step
+// count is unchanged.
 func (o *AdamW) Step() (err error) {
 	defer Recover(&err)
+	ps, err := liveHandles("adamw", o.params)
+	if err != nil {
+		return err
+	}
 	o.step++
-	if err := cb.AdamW(handlesOf(o.params), handlesOf(o.expAvg), handlesOf(o.expAvgSq),
+	if err := cb.AdamW(ps, handlesOf(o.expAvg), handlesOf(o.expAvgSq),
 		o.LR, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.step); err != nil {
 		o.step--
 		return fmt.Errorf("adamw: %w", err)
@@ -63,27 +94,38 @@ func (o *AdamW) Step() (err error) {
 	return nil
 }
 
-// Steps is the number of updates made.
+// Steps is the number of updates made (or set by Restore).
 func (o *AdamW) Steps() int64 { return o.step }
 
 // State returns the moments by parameter index (exp_avg.i, exp_avg_sq.i)
-// for a checkpoint; the tensors stay the optimiser's.
+// for a checkpoint (SaveFile writes it as it is); the tensors stay the
+// optimiser's. It is empty once the optimiser is closed.
 func (o *AdamW) State() map[string]*Tensor {
-	out := make(map[string]*Tensor, 2*len(o.params))
-	for i := range o.params {
+	out := make(map[string]*Tensor, 2*len(o.expAvg))
+	for i := range o.expAvg {
 		out[fmt.Sprintf("exp_avg.%d", i)] = o.expAvg[i]
 		out[fmt.Sprintf("exp_avg_sq.%d", i)] = o.expAvgSq[i]
 	}
 	return out
 }
 
-// Restore copies moments saved by State and sets the step count.
+// Restore copies moments saved by State (converted to the moments' dtype
+// and device) and sets the step count. A closed optimiser, and a moment
+// missing, nil, released or of another shape, are errors; then the step
+// count is unchanged, though moments before the failing one may have been
+// copied.
 func (o *AdamW) Restore(state map[string]*Tensor, steps int64) error {
+	if len(o.expAvg) != len(o.params) {
+		return errors.New("adamw: restore into a closed optimiser")
+	}
 	for i := range o.params {
 		for name, dst := range map[string]*Tensor{fmt.Sprintf("exp_avg.%d", i): o.expAvg[i], fmt.Sprintf("exp_avg_sq.%d", i): o.expAvgSq[i]} {
 			src, ok := state[name]
 			if !ok {
 				return fmt.Errorf("adamw: state has no %s", name)
+			}
+			if err := live("adamw", src); err != nil {
+				return fmt.Errorf("adamw: %s: %w", name, err)
 			}
 			if !slices.Equal(src.Shape(), dst.Shape()) {
 				return fmt.Errorf("adamw: %s: shape %v, want %v", name, src.Shape(), dst.Shape())
@@ -97,7 +139,8 @@ func (o *AdamW) Restore(state map[string]*Tensor, steps int64) error {
 	return nil
 }
 
-// Close releases the optimiser's state.
+// Close releases the optimiser's state (not the parameters); Step and
+// Restore then return an error. It is safe to call twice.
 func (o *AdamW) Close() {
 	for _, t := range append(o.expAvg, o.expAvgSq...) {
 		t.Free()
@@ -105,18 +148,25 @@ func (o *AdamW) Close() {
 	o.expAvg, o.expAvgSq = nil, nil
 }
 
-// ClipGradNorm scales the parameters' gradients so that their global L2
-// norm is at most maxNorm (maxNorm ≤ 0: no scaling) and returns the norm
-// before scaling. A non-finite norm (a NaN or Inf gradient) is returned
-// with nothing scaled: callers skip the step.
+// ClipGradNorm scales the parameters' gradients, in place, so that their
+// global L2 norm is at most maxNorm (maxNorm ≤ 0: no scaling) and returns
+// the norm before scaling (0 when no parameter has a gradient).
+// Parameters without a gradient are skipped. A non-finite norm (a NaN or
+// Inf gradient) is returned with nothing scaled: callers skip the step. A
+// nil or released parameter is an error.
 func ClipGradNorm(params []*Tensor, maxNorm float64) (float64, error) {
-	return cb.ClipGradNorm(handlesOf(params), maxNorm)
+	hs, err := liveHandles("clip_grad_norm", params)
+	if err != nil {
+		return 0, err
+	}
+	return cb.ClipGradNorm(hs, maxNorm)
 }
 
 // Finite reports whether v is neither NaN nor infinite.
 func Finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// ZeroGrads drops the gradients of params.
+// ZeroGrads drops the gradients of params; a nil or released parameter is
+// an error (those before it are dropped).
 func ZeroGrads(params []*Tensor) error {
 	for _, p := range params {
 		if err := p.ZeroGrad(); err != nil {
@@ -126,26 +176,57 @@ func ZeroGrads(params []*Tensor) error {
 	return nil
 }
 
-// EMA sets dst ← decay·dst + (1 − decay)·src for each pair, in place.
+// EMA sets dst ← decay·dst + (1 − decay)·src for each pair, in place and
+// outside autograd (src is converted to dst's dtype): an exponential moving
+// average of weights. Lists of different lengths, a nil or released
+// tensor, and shapes that do not broadcast are errors.
 func EMA(dst, src []*Tensor, decay float64) error {
-	return cb.EMA(handlesOf(dst), handlesOf(src), decay)
+	d, err := liveHandles("ema", dst)
+	if err != nil {
+		return err
+	}
+	sr, err := liveHandles("ema", src)
+	if err != nil {
+		return err
+	}
+	return cb.EMA(d, sr, decay)
 }
 
-// CopyInto copies src's values into dst in place (same shape).
-func CopyInto(dst, src *Tensor) error { return cb.CopyInto(dst.handle(), src.handle()) }
+// CopyInto copies src's values into dst in place, outside autograd,
+// converting dtype and device (src broadcasts to dst's shape). A nil or
+// released tensor, or shapes that do not broadcast, is an error.
+func CopyInto(dst, src *Tensor) error {
+	if err := live("copy", dst, src); err != nil {
+		return err
+	}
+	return cb.CopyInto(dst.h, src.h)
+}
 
-// State is the generator's state, owned by s, for checkpoints.
+// State is the generator's state (a Uint8 tensor on the CPU), owned by s
+// (the caller when s is nil), for checkpoints. A nil or closed generator,
+// or a closed scope, is an error.
 func (g *Generator) State(s *Scope) (*Tensor, error) {
+	if g == nil {
+		return nil, errors.New("generator state: nil generator")
+	}
 	h, err := cb.GeneratorState(g.g)
 	if err != nil {
 		return nil, fmt.Errorf("generator state: %w", err)
 	}
-	return newTensor(s, h), nil
+	return own(s, h)
 }
 
-// SetState restores a state from State.
+// SetState restores a state from State, so that the generator draws the
+// same numbers again. A nil or closed generator, a nil or released state,
+// and a tensor that is not such a state are errors.
 func (g *Generator) SetState(state *Tensor) error {
-	if err := cb.SetGeneratorState(g.g, state.handle()); err != nil {
+	if g == nil {
+		return errors.New("generator state: nil generator")
+	}
+	if err := live("generator state", state); err != nil {
+		return err
+	}
+	if err := cb.SetGeneratorState(g.g, state.h); err != nil {
 		return fmt.Errorf("generator state: %w", err)
 	}
 	return nil

@@ -7,15 +7,18 @@ import "fmt"
 // package's Load and New take them as ModelOption values (unet.WithDevice,
 // vae.WithDType, ... are these).
 type ModelOptions struct {
-	Device Device
-	DType  DType
-	Seed   uint64
+	Device Device // where the weights live (default CPU)
+	DType  DType  // the weights' and the computation's dtype (default Float32)
+	Seed   uint64 // the seed of a random initialisation (default 0)
 }
 
-// ModelOption sets one of the ModelOptions.
+// ModelOption sets one of the ModelOptions; it returns an error for a value
+// it cannot accept. A library may write its own (a func literal).
 type ModelOption func(*ModelOptions) error
 
-// WithDevice places the weights on "cpu" (default), "cuda" or "cuda:N".
+// WithDevice places the weights on "cpu" (default), "cuda" or "cuda:N"; a
+// spelling ParseDevice does not read, or a device this build or machine
+// lacks, makes the Load or New that gets it fail.
 func WithDevice(device string) ModelOption {
 	return func(o *ModelOptions) error {
 		d, err := ParseDevice(device)
@@ -25,7 +28,9 @@ func WithDevice(device string) ModelOption {
 }
 
 // WithDType sets the dtype of the weights and of the computation: "fp32"
-// (default), "fp16" or "bf16".
+// (default), "fp16", "bf16" or "fp64", in any spelling ParseDType reads; a
+// name it does not read, or an integer dtype, makes the Load or New that
+// gets it fail.
 func WithDType(dtype string) ModelOption {
 	return func(o *ModelOptions) error {
 		d, err := ParseDType(dtype)
@@ -42,11 +47,15 @@ func WithSeed(seed uint64) ModelOption {
 	return func(o *ModelOptions) error { o.Seed = seed; return nil }
 }
 
-// NewModelOptions applies opts to the defaults (CPU, float32, seed 0);
-// errors are prefixed with what (the model's name).
+// NewModelOptions applies opts, in order, to the defaults (CPU, float32,
+// seed 0), skipping nil ones; the first option's error is returned,
+// prefixed with what (the model's name).
 func NewModelOptions(what string, opts []ModelOption) (ModelOptions, error) {
 	o := ModelOptions{Device: CPU, DType: Float32}
 	for _, f := range opts {
+		if f == nil {
+			continue
+		}
 		if err := f(&o); err != nil {
 			return o, fmt.Errorf("%s: %w", what, err)
 		}
@@ -55,7 +64,8 @@ func NewModelOptions(what string, opts []ModelOption) (ModelOptions, error) {
 }
 
 // Init draws every parameter at random from o's seed, as o's dtype on o's
-// device; on error nothing stays allocated.
+// device (see InitRandom); errors are prefixed with what, and on error
+// nothing stays allocated.
 func (ps *Params) Init(what string, o ModelOptions) error {
 	g, err := NewGenerator(o.Seed)
 	if err != nil {

@@ -17,30 +17,31 @@ type InitKind int
 // Initialisations (PyTorch's defaults for the layers that use them).
 const (
 	InitUniform InitKind = iota // U(−1/√fan_in, 1/√fan_in), as nn.Linear and nn.Conv*
-	InitOnes
-	InitZeros
-	InitConst
+	InitOnes                    // every element 1 (norm weights)
+	InitZeros                   // every element 0 (biases of norms)
+	InitConst                   // every element Init.Value
 )
 
 // Init is a parameter's random initialisation.
 type Init struct {
-	Kind  InitKind
-	FanIn int64   // for InitUniform
-	Value float64 // for InitConst
+	Kind  InitKind // how the parameter is drawn
+	FanIn int64    // for InitUniform: the inputs per output (values below 1 count as 1)
+	Value float64  // for InitConst
 }
 
 // Param is one named parameter; T is nil until loaded or initialised.
 type Param struct {
-	Name  string
-	Shape []int64
-	Init  Init
-	T     *Tensor
+	Name  string  // the checkpoint key, e.g. down_blocks.0.resnets.0.conv1.weight
+	Shape []int64 // the shape the checkpoint must have
+	Init  Init    // how InitRandom draws it
+	T     *Tensor // the values, owned by the set (Free releases them), or nil
 }
 
 // Params is the ordered set of a model's parameters, named by the
 // reference checkpoint's keys, and the registry of the model's layers that
 // may carry a low-rank adapter, by their checkpoint path (package lora
-// attaches adapters to them).
+// attaches adapters to them). Make one with NewParams (the zero value is
+// not ready for Add); it is not safe for concurrent use.
 type Params struct {
 	list    []*Param
 	byName  map[string]*Param
@@ -48,12 +49,13 @@ type Params struct {
 	ignored map[string][]int64
 }
 
-// NewParams makes an empty set.
+// NewParams makes an empty set, ready for Add and Register.
 func NewParams() *Params {
 	return &Params{byName: map[string]*Param{}, modules: map[string]any{}, ignored: map[string][]int64{}}
 }
 
-// Module returns the layer registered at a checkpoint path.
+// Module returns the layer registered at a checkpoint path, and whether
+// there is one.
 func (ps *Params) Module(path string) (any, bool) {
 	m, ok := ps.modules[path]
 	return m, ok
@@ -73,8 +75,10 @@ func (ps *Params) Modules() []string {
 // ".weight" suffix) as one that may carry an adapter.
 func (ps *Params) Register(path string, m any) { ps.modules[path] = m }
 
-// Add registers a parameter. A duplicate name is a bug in the model's
-// construction and panics.
+// Add registers a parameter of shape (copied) and returns it, with T nil
+// until Load or InitRandom. A duplicate name is a bug in the model's
+// construction: Add panics (with a string, not an *Error; Recover turns it
+// into an internal error).
 func (ps *Params) Add(name string, shape []int64, init Init) *Param {
 	if _, dup := ps.byName[name]; dup {
 		panic("torch: parameter registered twice: " + name)
@@ -92,16 +96,18 @@ func (ps *Params) Ignore(name string, shape []int64) {
 	ps.ignored[name] = append([]int64(nil), shape...)
 }
 
-// List returns the parameters in registration order.
+// List returns the parameters in registration order (the set's own slice:
+// do not modify it).
 func (ps *Params) List() []*Param { return ps.list }
 
-// Get returns the parameter with a name.
+// Get returns the parameter with a name, and whether there is one.
 func (ps *Params) Get(name string) (*Param, bool) {
 	p, ok := ps.byName[name]
 	return p, ok
 }
 
-// Count is the number of scalar parameters.
+// Count is the number of scalar parameters (the elements of every
+// registered shape, loaded or not).
 func (ps *Params) Count() int64 {
 	var n int64
 	for _, p := range ps.list {
@@ -110,7 +116,8 @@ func (ps *Params) Count() int64 {
 	return n
 }
 
-// Free releases every parameter's tensor.
+// Free releases every parameter's tensor and sets it to nil; the set
+// stays usable (Load or InitRandom fill it again).
 func (ps *Params) Free() {
 	for _, p := range ps.list {
 		p.T.Free()
@@ -126,11 +133,17 @@ func numel(shape []int64) int64 {
 	return n
 }
 
-// Load fills every parameter from a checkpoint, cast to dtype on dev. It is
-// strict: any key the model lacks, any parameter the checkpoint lacks and any
-// shape that differs is reported, all at once, before anything is loaded. On
+// Load fills every parameter from a checkpoint, cast to dtype on dev (dtype
+// 0 keeps each tensor's own), replacing tensors already there. It is strict:
+// any key the model lacks (other than those given to Ignore), any
+// parameter the checkpoint lacks and any shape that differs is reported, all
+// at once and prefixed with what, before anything is loaded. A nil
+// checkpoint, an unsupported dtype and a missing device are errors too. On
 // error no parameter is left loaded.
 func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype DType, dev Device) error {
+	if ck == nil {
+		return fmt.Errorf("%s: nil checkpoint", what)
+	}
 	var missing, unexpected, misshaped []string
 	for _, p := range ps.list {
 		_, info, ok := ck.Lookup(p.Name)
@@ -206,7 +219,11 @@ func equalShape(a, b []int64) bool {
 	return true
 }
 
-// InitRandom draws every parameter from its Init with g, as dtype on dev.
+// InitRandom draws every parameter from its Init with g (uniform numbers
+// are drawn on the CPU in float32, so a seed gives the same values
+// everywhere), as dtype on dev, replacing tensors already there. A nil or
+// closed generator, an unsupported dtype and a missing device are errors;
+// parameters drawn before the failure stay drawn (Init frees them all).
 func (ps *Params) InitRandom(g *Generator, dtype DType, dev Device) (err error) {
 	defer Recover(&err)
 	for _, p := range ps.list {

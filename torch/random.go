@@ -8,10 +8,12 @@ import (
 
 // Generator is a seeded source of random numbers. Numbers are drawn on the
 // CPU in float32 and then cast and moved, so a seed gives the same values on
-// every device. Close releases it.
+// every device. Close releases it; after Close its methods return an
+// error. It is not safe for concurrent use.
 type Generator struct{ g cb.Generator }
 
-// NewGenerator makes a generator from a seed.
+// NewGenerator makes a generator from a seed (libtorch's CPU generator):
+// the same seed gives the same numbers in every run.
 func NewGenerator(seed uint64) (*Generator, error) {
 	g, err := cb.NewGenerator(seed)
 	if err != nil {
@@ -20,7 +22,7 @@ func NewGenerator(seed uint64) (*Generator, error) {
 	return &Generator{g}, nil
 }
 
-// Close releases the generator; safe to call twice.
+// Close releases the generator; it is safe to call twice, and on nil.
 func (g *Generator) Close() {
 	if g != nil && g.g != (cb.Generator{}) {
 		cb.FreeGenerator(g.g)
@@ -28,12 +30,15 @@ func (g *Generator) Close() {
 	}
 }
 
-// Randn draws standard normal numbers.
+// Randn draws standard normal numbers (mean 0, variance 1) into a new
+// tensor of shape, cast to dtype on dev, owned by s (the caller when s is
+// nil). A nil or closed generator, a negative dimension, an unsupported
+// dtype, a missing device and a closed scope are errors.
 func (g *Generator) Randn(s *Scope, shape []int64, dtype DType, dev Device) (*Tensor, error) {
 	return g.draw(s, false, shape, dtype, dev)
 }
 
-// Rand draws uniform numbers in [0, 1).
+// Rand draws uniform numbers in [0, 1) as Randn draws normal ones.
 func (g *Generator) Rand(s *Scope, shape []int64, dtype DType, dev Device) (*Tensor, error) {
 	return g.draw(s, true, shape, dtype, dev)
 }
@@ -47,5 +52,5 @@ func (g *Generator) draw(s *Scope, uniform bool, shape []int64, dtype DType, dev
 	if err != nil {
 		return nil, fmt.Errorf("random %v: %w", shape, err)
 	}
-	return newTensor(s, h), nil
+	return own(s, h)
 }

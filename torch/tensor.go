@@ -2,16 +2,21 @@ package torch
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"unsafe"
 
 	"github.com/onestepvideo/osv-go/internal/cbridge"
 )
 
-// Tensor is a native tensor handle. A tensor is owned either by a Scope
-// (released when the scope closes) or by whoever made it with a nil scope
-// (released by Free). A cleanup releases a tensor that becomes unreachable
-// without either, as a safety net only.
+// Tensor is a handle to a native (libtorch) tensor. A tensor is owned
+// either by a Scope (released when the scope closes) or by whoever made it
+// with a nil scope (released by Free). A cleanup releases a tensor that
+// becomes unreachable without either, as a safety net only: the Go garbage
+// collector does not see native memory. A tensor is not safe for concurrent
+// use. The zero value and nil are not tensors: every function given one
+// reports an error (or, for the methods without an error result and the
+// Scope operations, panics with *Error).
 type Tensor struct {
 	h       cbridge.Tensor
 	owner   *Scope
@@ -19,6 +24,9 @@ type Tensor struct {
 	cleanup runtime.Cleanup
 }
 
+// newTensor wraps a new handle, owned by s (the caller when s is nil); a
+// closed s frees it and panics with *Error. Functions that return an error
+// use own instead.
 func newTensor(s *Scope, h cbridge.Tensor) *Tensor {
 	t := &Tensor{h: h}
 	t.cleanup = runtime.AddCleanup(t, cbridge.Free, h)
@@ -28,7 +36,29 @@ func newTensor(s *Scope, h cbridge.Tensor) *Tensor {
 	return t
 }
 
-// Free releases the tensor now. It is safe to call twice.
+// own is newTensor for functions that return an error: a closed s is an
+// error, and the handle is freed.
+func own(s *Scope, h cbridge.Tensor) (*Tensor, error) {
+	if s != nil && s.closed {
+		cbridge.Free(h)
+		return nil, &Error{Op: "scope", Err: errClosed}
+	}
+	return newTensor(s, h), nil
+}
+
+// live reports the first nil or released tensor of ts as an error of op.
+func live(op string, ts ...*Tensor) error {
+	for _, t := range ts {
+		if t.Released() {
+			return &Error{Op: op, Err: errReleased}
+		}
+	}
+	return nil
+}
+
+// Free releases the tensor's native handle now, whoever owns it, and
+// leaves t released; its storage goes with the last handle (a view or a
+// gotorch tensor may share it). It is safe to call twice, and on nil.
 func (t *Tensor) Free() {
 	if t == nil || t.h.Nil() {
 		return
@@ -37,14 +67,15 @@ func (t *Tensor) Free() {
 	cbridge.Free(t.h)
 	t.h = cbridge.Tensor{}
 	t.owner = nil
+	t.info = nil
 }
 
-// Released reports whether the tensor was freed.
+// Released reports whether the tensor was freed (true for nil).
 func (t *Tensor) Released() bool { return t == nil || t.h.Nil() }
 
 func (t *Tensor) handle() cbridge.Tensor {
 	if t == nil || t.h.Nil() {
-		fail("tensor", fmt.Errorf("use of a released or nil tensor"))
+		fail("tensor", errReleased)
 	}
 	return t.h
 }
@@ -57,9 +88,12 @@ func handleOrNil(t *Tensor) cbridge.Tensor {
 	return t.handle()
 }
 
+// describe is t's cached description; it panics with *Error on a nil or
+// released tensor.
 func (t *Tensor) describe() *cbridge.Info {
+	h := t.handle()
 	if t.info == nil {
-		info, err := cbridge.Describe(t.handle())
+		info, err := cbridge.Describe(h)
 		if err != nil {
 			fail("describe", err)
 		}
@@ -68,10 +102,13 @@ func (t *Tensor) describe() *cbridge.Info {
 	return t.info
 }
 
-// Shape is the tensor's shape (a copy).
+// Shape is the tensor's shape (a copy; empty for a 0-d tensor). Like the
+// other accessors without an error result (Strides, Dim, Size, Numel,
+// DType, Device), it panics with *Error on a nil or released tensor.
 func (t *Tensor) Shape() []int64 { return append([]int64(nil), t.describe().Shape...) }
 
-// Strides are the tensor's strides in elements, one per dimension.
+// Strides are the tensor's strides in elements, one per dimension; it
+// panics with *Error on a nil or released tensor.
 func (t *Tensor) Strides() []int64 {
 	st, err := cbridge.Strides(t.handle())
 	if err != nil {
@@ -80,10 +117,13 @@ func (t *Tensor) Strides() []int64 {
 	return st
 }
 
-// Dim is the rank.
+// Dim is the rank (0 for a scalar); it panics with *Error on a nil or
+// released tensor.
 func (t *Tensor) Dim() int { return len(t.describe().Shape) }
 
-// Size is the length of dimension i (negative counts from the end).
+// Size is the length of dimension i (negative counts from the end); it
+// panics with *Error when i is out of range or the tensor is nil or
+// released.
 func (t *Tensor) Size(i int) int64 {
 	s := t.describe().Shape
 	if i < 0 {
@@ -95,7 +135,8 @@ func (t *Tensor) Size(i int) int64 {
 	return s[i]
 }
 
-// Numel is the number of elements.
+// Numel is the number of elements (1 for a scalar); it panics with *Error
+// on a nil or released tensor.
 func (t *Tensor) Numel() int64 {
 	n := int64(1)
 	for _, d := range t.describe().Shape {
@@ -104,10 +145,12 @@ func (t *Tensor) Numel() int64 {
 	return n
 }
 
-// DType is the element type.
+// DType is the element type; it panics with *Error on a nil or released
+// tensor.
 func (t *Tensor) DType() DType { return DType(t.describe().DType) }
 
-// Device is where the tensor lives.
+// Device is where the tensor lives; it panics with *Error on a nil or
+// released tensor.
 func (t *Tensor) Device() Device {
 	i := t.describe()
 	if i.DevType == 1 {
@@ -116,6 +159,8 @@ func (t *Tensor) Device() Device {
 	return CPU
 }
 
+// String describes the tensor as Tensor([shape], dtype, device), or
+// Tensor(released); it never panics.
 func (t *Tensor) String() string {
 	if t.Released() {
 		return "Tensor(released)"
@@ -123,18 +168,37 @@ func (t *Tensor) String() string {
 	return fmt.Sprintf("Tensor(%v, %s, %s)", t.Shape(), t.DType(), t.Device())
 }
 
-// Live is the number of native tensors made by the engine and not yet freed.
+// Live is the number of native tensors made by the engine, in this process,
+// and not yet freed: tensors owned by open scopes, by callers and by
+// optimisers (gotorch tensors are not counted). A leak test reads it before
+// and after a computation and expects the same number.
 func Live() int64 { return cbridge.Live() }
 
-// FromFloat32 copies Go data into a new tensor of the given shape, dtype and
-// device, owned by s (or by the caller when s is nil).
-func FromFloat32(s *Scope, data []float32, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+// shapeNumel is the element count of shape, or an error for a negative
+// dimension or a count that overflows int64.
+func shapeNumel(shape []int64) (int64, error) {
 	n := int64(1)
 	for _, d := range shape {
 		if d < 0 {
-			return nil, fmt.Errorf("negative dimension in shape %v", shape)
+			return 0, fmt.Errorf("negative dimension in shape %v", shape)
+		}
+		if d != 0 && n > math.MaxInt64/d {
+			return 0, fmt.Errorf("shape %v has too many elements", shape)
 		}
 		n *= d
+	}
+	return n, nil
+}
+
+// FromFloat32 copies Go data (row-major, exactly the shape's element count)
+// into a new tensor of the given shape, converted to dtype on dev, owned by
+// s (or by the caller when s is nil). A negative dimension, a length that
+// does not match the shape, an unsupported dtype, a missing device or a
+// closed scope is an error.
+func FromFloat32(s *Scope, data []float32, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+	n, err := shapeNumel(shape)
+	if err != nil {
+		return nil, err
 	}
 	if int64(len(data)) != n {
 		return nil, fmt.Errorf("%d values do not fill shape %v (%d elements)", len(data), shape, n)
@@ -145,15 +209,14 @@ func FromFloat32(s *Scope, data []float32, shape []int64, dtype DType, dev Devic
 	return fromBlob(s, unsafe.Pointer(&data[0]), shape, Float32, dtype, dev)
 }
 
-// FromUint8 copies bytes (row-major, shape's element count) into a new
-// tensor of dtype on dev: 8-bit pixels, say, converted to float on the way.
+// FromUint8 copies bytes (row-major, exactly the shape's element count)
+// into a new tensor of dtype on dev, owned by s (the caller when s is nil):
+// 8-bit pixels, say, converted to float on the way (values 0..255, not
+// scaled). Its errors are FromFloat32's.
 func FromUint8(s *Scope, data []uint8, shape []int64, dtype DType, dev Device) (*Tensor, error) {
-	n := int64(1)
-	for _, d := range shape {
-		if d < 0 {
-			return nil, fmt.Errorf("negative dimension in shape %v", shape)
-		}
-		n *= d
+	n, err := shapeNumel(shape)
+	if err != nil {
+		return nil, err
 	}
 	if int64(len(data)) != n {
 		return nil, fmt.Errorf("%d bytes do not fill shape %v (%d elements)", len(data), shape, n)
@@ -172,11 +235,16 @@ func fromBlob(s *Scope, data unsafe.Pointer, shape []int64, src, dtype DType, de
 	if err != nil {
 		return nil, err
 	}
-	return newTensor(s, h), nil
+	return own(s, h)
 }
 
-// Float32s copies the tensor's elements, row-major, into Go memory as float32.
+// Float32s copies the tensor's elements, row-major, into Go memory as
+// float32 (converted from its dtype, from any device). A nil or released
+// tensor is an error.
 func (t *Tensor) Float32s() ([]float32, error) {
+	if err := live("float32s", t); err != nil {
+		return nil, err
+	}
 	h, err := cbridge.To(t.h, int(Float32), 0, 0)
 	if err != nil {
 		return nil, err
@@ -197,45 +265,66 @@ func (t *Tensor) Float32s() ([]float32, error) {
 	return out, cbridge.CopyOut(h, unsafe.Pointer(&out[0]), n*4)
 }
 
-// Zeros makes a zero tensor.
+// Zeros makes a tensor of shape filled with zeros, of dtype on dev, owned
+// by s (the caller when s is nil). Its errors are Full's.
 func Zeros(s *Scope, shape []int64, dtype DType, dev Device) (*Tensor, error) {
 	return Full(s, shape, 0, dtype, dev)
 }
 
-// Full makes a tensor filled with v.
+// Full makes a tensor of shape (nil or empty: a 0-d scalar) filled with v,
+// of dtype on dev, owned by s (the caller when s is nil). A negative
+// dimension, an unsupported dtype, a missing device or a closed scope is an
+// error.
 func Full(s *Scope, shape []int64, v float64, dtype DType, dev Device) (*Tensor, error) {
+	if _, err := shapeNumel(shape); err != nil {
+		return nil, err
+	}
 	dt, di := dev.code()
 	h, err := cbridge.Full(shape, v, int(dtype), dt, di)
 	if err != nil {
 		return nil, err
 	}
-	return newTensor(s, h), nil
+	return own(s, h)
 }
 
-// Arange is start, start+step, ... below end.
+// Arange is the 1-d tensor start, start+step, ... (values below end for a
+// positive step, above it for a negative one), of dtype on dev, owned by s
+// (the caller when s is nil). A zero step, a step of the wrong sign, an
+// unsupported dtype, a missing device or a closed scope is an error.
 func Arange(s *Scope, start, end, step float64, dtype DType, dev Device) (*Tensor, error) {
 	dt, di := dev.code()
 	h, err := cbridge.Arange(start, end, step, int(dtype), dt, di)
 	if err != nil {
 		return nil, err
 	}
-	return newTensor(s, h), nil
+	return own(s, h)
 }
 
-// To converts to dtype on dev; the result is a new handle owned by s. When
-// dtype and device already match, it shares t's storage (as PyTorch's
-// Tensor.to does): use Scope.Clone for an independent copy.
+// To converts to dtype on dev; the result is a new handle owned by s (the
+// caller when s is nil), recorded by autograd. When dtype and device
+// already match, it shares t's storage (as PyTorch's Tensor.to does): use
+// Scope.Clone for an independent copy. A nil or released t, an unsupported
+// dtype, a missing device or a closed scope is an error.
 func (t *Tensor) To(s *Scope, dtype DType, dev Device) (*Tensor, error) {
+	if err := live("to", t); err != nil {
+		return nil, err
+	}
 	dt, di := dev.code()
-	h, err := cbridge.To(t.handle(), int(dtype), dt, di)
+	h, err := cbridge.To(t.h, int(dtype), dt, di)
 	if err != nil {
 		return nil, err
 	}
-	return newTensor(s, h), nil
+	return own(s, h)
 }
 
-// Item is the value of a one-element tensor.
-func (t *Tensor) Item() (float64, error) { return cbridge.Item(t.handle()) }
+// Item is the value of a one-element tensor (of any shape), as float64. A
+// tensor of another size, or a nil or released one, is an error.
+func (t *Tensor) Item() (float64, error) {
+	if err := live("item", t); err != nil {
+		return 0, err
+	}
+	return cbridge.Item(t.h)
+}
 
 // bytes copies the tensor's raw elements (its own dtype) into Go memory.
 func (t *Tensor) bytes() ([]byte, error) {

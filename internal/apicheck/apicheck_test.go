@@ -50,7 +50,8 @@ func publicDirs(t *testing.T, mod string) []string {
 	return dirs
 }
 
-// pkgFiles parses the non-test Go files of a folder (every build tag).
+// pkgFiles parses the non-test Go files of a folder (every build tag), with
+// their comments.
 func pkgFiles(t *testing.T, fset *token.FileSet, dir string) []*ast.File {
 	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	require.NoError(t, err)
@@ -59,7 +60,7 @@ func pkgFiles(t *testing.T, fset *token.FileSet, dir string) []*ast.File {
 		if strings.HasSuffix(n, "_test.go") {
 			continue
 		}
-		f, err := parser.ParseFile(fset, n, nil, parser.SkipObjectResolution)
+		f, err := parser.ParseFile(fset, n, nil, parser.ParseComments|parser.SkipObjectResolution)
 		require.NoError(t, err)
 		if f.Name.Name == "main" {
 			return nil
@@ -309,5 +310,226 @@ func fine(x nn.Option) {}
 		"func G names nn.Param (example.com/m/internal/nn)",
 		"func H takes or returns unsafe.Pointer",
 		"func M names nn.Option (example.com/m/internal/nn)",
+	}, what)
+}
+
+// docChecker records the exported identifiers of one file that have no doc
+// comment, or whose own doc comment does not start with their name.
+type docChecker struct {
+	fset    *token.FileSet
+	missing []string
+}
+
+func (c *docChecker) report(pos token.Pos, what, why string) {
+	c.missing = append(c.missing, fmt.Sprintf("%s: %s %s", c.fset.Position(pos), what, why))
+}
+
+// named checks a declaration's own doc comment: present, and starting with
+// the identifier (after an optional article).
+func (c *docChecker) named(pos token.Pos, what, name string, doc *ast.CommentGroup) {
+	if doc == nil || strings.TrimSpace(doc.Text()) == "" {
+		c.report(pos, what, "has no doc comment")
+		return
+	}
+	text := doc.Text()
+	for _, article := range []string{"A ", "An ", "The "} {
+		text = strings.TrimPrefix(text, article)
+	}
+	if rest, ok := strings.CutPrefix(text, name); !ok || (rest != "" && isIdentRune(rest[0])) {
+		c.report(pos, what, fmt.Sprintf("has a doc comment that does not start with %q", name))
+	}
+}
+
+func isIdentRune(b byte) bool {
+	return b == '_' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+}
+
+// fields checks the exported fields (or methods) of a struct (or
+// interface). A field is documented by its own doc or line comment, or by
+// the doc comment of the first field of the run of lines, with no blank
+// line or comment between, that it belongs to.
+func (c *docChecker) fields(what string, fl *ast.FieldList) {
+	if fl == nil {
+		return
+	}
+	groupDoc := false
+	lastLine := -1
+	for _, f := range fl.List {
+		line := c.fset.Position(f.Pos()).Line
+		if f.Doc != nil || line != lastLine+1 {
+			groupDoc = f.Doc != nil
+		}
+		lastLine = c.fset.Position(f.End()).Line
+		documented := f.Doc != nil || f.Comment != nil || groupDoc
+		for _, n := range f.Names {
+			if n.IsExported() && !documented {
+				c.report(n.Pos(), what+"."+n.Name, "has no doc comment")
+			}
+		}
+	}
+}
+
+func (c *docChecker) file(f *ast.File) {
+	for _, d := range f.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			if !d.Name.IsExported() || (d.Recv != nil && !receiverExported(d)) {
+				continue
+			}
+			what := "func " + d.Name.Name
+			if d.Recv != nil {
+				what = "method " + d.Name.Name
+			}
+			c.named(d.Name.Pos(), what, d.Name.Name, d.Doc)
+		case *ast.GenDecl:
+			grouped := d.Lparen.IsValid() && d.Doc != nil
+			for _, sp := range d.Specs {
+				switch sp := sp.(type) {
+				case *ast.TypeSpec:
+					if !sp.Name.IsExported() {
+						continue
+					}
+					doc := sp.Doc
+					if !d.Lparen.IsValid() {
+						doc = d.Doc
+					}
+					c.named(sp.Name.Pos(), "type "+sp.Name.Name, sp.Name.Name, doc)
+					switch t := sp.Type.(type) {
+					case *ast.StructType:
+						c.fields("type "+sp.Name.Name, t.Fields)
+					case *ast.InterfaceType:
+						c.fields("type "+sp.Name.Name, t.Methods)
+					}
+				case *ast.ValueSpec:
+					for _, n := range sp.Names {
+						if !n.IsExported() {
+							continue
+						}
+						switch {
+						case !d.Lparen.IsValid():
+							c.named(n.Pos(), "var/const "+n.Name, n.Name, d.Doc)
+						case sp.Doc == nil && sp.Comment == nil && !grouped:
+							c.report(n.Pos(), "var/const "+n.Name, "has no doc comment")
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// engineDirs are the folders whose every exported identifier must be
+// documented: the engine and its safetensors package.
+var engineDirs = []string{"torch", "torch/safetensors"}
+
+// TestEngineIsDocumented requires a doc comment on every exported
+// identifier of the engine packages: types, functions, methods of exported
+// types, constants and variables (a group's doc comment covers its members)
+// and struct fields (a comment may cover a run of fields).
+func TestEngineIsDocumented(t *testing.T) {
+	mod := root(t)
+	fset := token.NewFileSet()
+	var missing []string
+	decls := 0
+	for _, dir := range engineDirs {
+		files := pkgFiles(t, fset, filepath.Join(mod, dir))
+		require.NotEmpty(t, files, "no Go files in %s", dir)
+		for _, f := range files {
+			decls += len(f.Decls)
+			c := &docChecker{fset: fset}
+			c.file(f)
+			missing = append(missing, c.missing...)
+		}
+	}
+	require.Greater(t, decls, 100, "too few declarations found in %v", engineDirs)
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Fatalf("exported identifiers of the engine without a proper doc comment:\n%s", strings.Join(missing, "\n"))
+	}
+}
+
+// TestDocCheckerCatchesMissing runs the doc checker on a file with one of
+// each kind of undocumented identifier next to documented ones, so that it
+// cannot pass by finding nothing.
+func TestDocCheckerCatchesMissing(t *testing.T) {
+	src := `package bad
+
+// Good is documented.
+type Good struct {
+	// A is documented above.
+	A int
+	B int // B is documented at the end of its line.
+	// C and D share a comment.
+	C int
+	D int
+
+	E      int
+	hidden int
+}
+
+type Bare int
+
+// Wrong is a doc comment about something else.
+type Misnamed int
+
+// Grouped constants.
+const (
+	One = 1
+	Two = 2
+)
+
+const (
+	// Three is documented.
+	Three = 3
+	Four  = 4
+)
+
+// Five is documented.
+const Five = 5
+
+var Six = 6
+
+// F is documented.
+func F() {}
+
+// Fine starts with another word's prefix.
+func Fin() {}
+
+func G() {}
+
+// String is documented.
+func (g Good) String() string { return "" }
+
+func (g Good) Error() string { return "" }
+
+func (b *Bare) unexported() {}
+
+type hidden struct{}
+
+func (hidden) Exported() {}
+
+func unexported() {}
+
+// An Article may come first.
+type Article int
+`
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "bad.go", src, parser.ParseComments|parser.SkipObjectResolution)
+	require.NoError(t, err)
+	c := &docChecker{fset: fset}
+	c.file(f)
+	var what []string
+	for _, s := range c.missing {
+		what = append(what, s[strings.Index(s, ": ")+2:])
+	}
+	require.ElementsMatch(t, []string{
+		"type Good.E has no doc comment",
+		"type Bare has no doc comment",
+		`type Misnamed has a doc comment that does not start with "Misnamed"`,
+		"var/const Four has no doc comment",
+		"var/const Six has no doc comment",
+		`func Fin has a doc comment that does not start with "Fin"`,
+		"func G has no doc comment",
+		"method Error has no doc comment",
 	}, what)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Checkpoint is a set of opened safetensors files: either one file or the
-// shards of a checkpoint described by an index.
+// shards of a checkpoint described by an index. Close unmaps them all.
 type Checkpoint struct {
 	// Index is the parsed index, or nil for a single-file checkpoint.
 	Index *Index
@@ -21,7 +21,10 @@ type Checkpoint struct {
 // OpenCheckpoint opens a single .safetensors file or, when path ends in
 // ".json", every shard listed by the index at path. Shard paths are
 // relative to the index's directory. Each weight_map entry must exist in
-// the shard it names, and no tensor may appear in two shards.
+// the shard it names, and no tensor may appear in two shards; a shard may
+// hold tensors the index does not list. Any file that cannot be opened
+// (see Open), an invalid index (see ReadIndex) and a broken rule are
+// errors naming the files; then nothing stays open.
 func OpenCheckpoint(path string) (*Checkpoint, error) {
 	if !strings.HasSuffix(path, ".json") {
 		f, err := Open(path)
@@ -100,7 +103,8 @@ func (c *Checkpoint) Names() []string {
 	return names
 }
 
-// Lookup returns the file holding the named tensor and its description.
+// Lookup returns the file holding the named tensor and its description,
+// and whether the checkpoint has it.
 func (c *Checkpoint) Lookup(name string) (*File, Info, bool) {
 	f, ok := c.owner[name]
 	if !ok {
@@ -110,8 +114,8 @@ func (c *Checkpoint) Lookup(name string) (*File, Info, bool) {
 	return f, info, true
 }
 
-// Close unmaps every file of the checkpoint. It is safe to call more than
-// once.
+// Close unmaps every file of the checkpoint, returning the errors of
+// those that fail, joined. It is safe to call more than once.
 func (c *Checkpoint) Close() error {
 	var errs []error
 	for _, f := range c.files {

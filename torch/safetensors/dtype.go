@@ -8,7 +8,8 @@ import (
 // DType is the element type of a tensor, spelled as in the safetensors header.
 type DType string
 
-// Element types understood by this package.
+// Element types understood by this package (F8_E4M3 and F8_E5M2 are the
+// 8-bit floats; BOOL is one byte per element).
 const (
 	F64    DType = "F64"
 	F32    DType = "F32"

@@ -8,18 +8,23 @@ import (
 	"slices"
 )
 
-// File is a safetensors file mapped read-only into memory. Slices returned
-// by Bytes point into the mapping and must not be used after Close.
+// File is a safetensors file mapped read-only into memory (read whole on
+// platforms other than Linux). Slices returned by Bytes point into the
+// mapping and must not be used after Close. Its methods may be called from
+// several goroutines at once, except Close.
 type File struct {
-	Path   string
-	Header *Header
+	Path   string  // the path it was opened at
+	Header *Header // the validated header
 
 	data  []byte
 	index map[string]int
 }
 
 // Open reads and validates the header of the file at path and maps the
-// whole file read-only.
+// whole file read-only; Close unmaps it. A missing or unreadable file,
+// something other than a regular file, a file shorter than its header
+// says, and a header that is not valid (see ParseHeader) are errors naming
+// the path.
 func Open(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -77,7 +82,8 @@ func (f *File) Names() []string {
 	return names
 }
 
-// Info returns the description of the named tensor.
+// Info returns the description of the named tensor (its shape a copy), and
+// whether the file has it.
 func (f *File) Info(name string) (Info, bool) {
 	i, ok := f.index[name]
 	if !ok {
@@ -88,9 +94,10 @@ func (f *File) Info(name string) (Info, bool) {
 	return info, true
 }
 
-// Bytes returns the raw data of the named tensor as a slice into the
-// mapping, without copying. The slice is read-only and its capacity ends
-// at the tensor's last byte.
+// Bytes returns the raw data of the named tensor (little-endian, row-major,
+// Info's DType and Shape) as a slice into the mapping, without copying. The
+// slice is read-only (on Linux, writing to it crashes the process) and its
+// capacity ends at the tensor's last byte. A name the file lacks and a closed file are errors.
 func (f *File) Bytes(name string) ([]byte, error) {
 	i, ok := f.index[name]
 	if !ok {
@@ -104,7 +111,8 @@ func (f *File) Bytes(name string) ([]byte, error) {
 	return f.data[lo:hi:hi], nil
 }
 
-// Close unmaps the file. It is safe to call more than once.
+// Close unmaps the file; slices from Bytes are then invalid. It is safe to
+// call more than once.
 func (f *File) Close() error {
 	if f.data == nil {
 		return nil

@@ -10,18 +10,20 @@ import (
 	"sort"
 )
 
-// MaxHeaderSize is the largest JSON header accepted, in bytes.
+// MaxHeaderSize is the largest JSON header accepted, in bytes (100 MiB), by
+// both the reader and Write.
 const MaxHeaderSize = 100 << 20
 
 // metadataKey is the reserved header key holding free-form string metadata.
 const metadataKey = "__metadata__"
 
-// Info describes one tensor stored in a file. Begin and End are byte
-// offsets relative to the start of the data region.
+// Info describes one tensor stored in a file.
 type Info struct {
-	Name  string
-	DType DType
-	Shape []int64
+	Name  string  // the tensor's key in the header
+	DType DType   // its element type
+	Shape []int64 // its shape (empty for a scalar)
+	// Begin and End are the byte offsets of its data, End exclusive,
+	// relative to the start of the data region (Header.DataStart).
 	Begin int64
 	End   int64
 }
@@ -45,7 +47,13 @@ type rawInfo struct {
 
 // ParseHeader parses and validates the header of a safetensors file of
 // fileSize bytes. prefix must hold at least the 8-byte length field and the
-// JSON header that follows it; any further bytes are ignored.
+// JSON header that follows it; any further bytes are ignored. It is an
+// error when the length field is 0, above MaxHeaderSize or past the end of
+// the file; when the JSON is not one object, has duplicate keys or trailing
+// data; when __metadata__ is not an object of strings; and when a tensor
+// has an empty name, an unknown dtype, a missing or negative shape, or
+// data_offsets that are not two, run backwards, past the end of the file,
+// disagree with its dtype and shape, or overlap another tensor's.
 func ParseHeader(prefix []byte, fileSize int64) (*Header, error) {
 	h, err := parseHeader(prefix, fileSize)
 	if err != nil {

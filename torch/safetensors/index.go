@@ -11,12 +11,17 @@ import (
 // Index is the content of a *.safetensors.index.json file describing a
 // sharded checkpoint.
 type Index struct {
+	// Metadata is the free-form "metadata" object (total_size, say), or
+	// nil when absent.
 	Metadata map[string]any `json:"metadata"`
 	// WeightMap maps each tensor name to the base name of its shard file.
 	WeightMap map[string]string `json:"weight_map"`
 }
 
-// ReadIndex reads and validates the sharded-checkpoint index at path.
+// ReadIndex reads and validates the sharded-checkpoint index at path. An
+// unreadable file, invalid JSON, a missing or empty weight_map, an empty
+// tensor name, and a shard name that is not a plain file name (a path
+// separator, "." or "..") are errors naming the path.
 func ReadIndex(path string) (*Index, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -12,13 +12,12 @@ import (
 	"path/filepath"
 )
 
-// Tensor is one tensor to be written by Write. Data holds its raw
-// little-endian bytes.
+// Tensor is one tensor to be written by Write.
 type Tensor struct {
-	Name  string
-	DType DType
-	Shape []int64
-	Data  []byte
+	Name  string  // its key (not empty, not __metadata__)
+	DType DType   // its element type
+	Shape []int64 // its shape (nil or empty for a scalar)
+	Data  []byte  // its raw little-endian, row-major bytes: exactly the shape's size
 }
 
 // headerEntry is the JSON shape of one tensor entry written by Write.
@@ -31,7 +30,11 @@ type headerEntry struct {
 // Write stores tensors and optional metadata at path. Data is laid out in
 // the order given; the header has sorted keys and is padded with spaces to
 // a multiple of 8 bytes. The file is written to path+".tmp", synced and
-// renamed into place.
+// renamed into place, so that path holds either the old file or the whole
+// new one. An empty, reserved or duplicate name, an unknown dtype, a
+// negative dimension, Data of the wrong length, a header above
+// MaxHeaderSize and a failed write are errors naming the path; then
+// path+".tmp" is removed.
 func Write(path string, tensors []Tensor, metadata map[string]string) error {
 	header, err := encodeHeader(tensors, metadata)
 	if err != nil {
