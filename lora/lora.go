@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/onestepvideo/osv-go/internal/nn"
 	"github.com/onestepvideo/osv-go/torch"
@@ -64,7 +65,7 @@ func Load(m Model, dir string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "adapter_config.json"), err)
 	}
-	if err := s.params.Load(ck, "lora: "+path, torch.Float32, deviceOf(s.layers[0])); err != nil {
+	if err := s.params.LoadPrefixed(ck, peftPrefix(ck.Names()), "lora: "+path, torch.Float32, deviceOf(s.layers[0])); err != nil {
 		s.detach()
 		return nil, err
 	}
@@ -246,4 +247,20 @@ func (s *Set) Save(dir string) error {
 		return fmt.Errorf("lora: %w", err)
 	}
 	return os.Rename(tmp, filepath.Join(dir, "adapter_config.json"))
+}
+
+// peftPrefix is the prefix peft's save_pretrained puts before the model's
+// module paths ("base_model.model."), when every key has it, or "" (the
+// layout diffusers' and this package's Save write).
+func peftPrefix(keys []string) string {
+	const prefix = "base_model.model."
+	for _, k := range keys {
+		if !strings.HasPrefix(k, prefix) {
+			return ""
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	return prefix
 }

@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -136,6 +137,32 @@ func TestInjectSaveLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.LessOrEqual(t, rel(t, forward(t, m, s, in), adapted), 1e-6)
 	require.NoError(t, set2.Close())
+
+	// peft's save_pretrained layout: every key behind base_model.model.
+	saved, err := torch.LoadFile(s, filepath.Join(dir, "adapter_model.safetensors"), testDevice)
+	require.NoError(t, err)
+	prefixed, mixed := map[string]*torch.Tensor{}, map[string]*torch.Tensor{}
+	i := 0
+	for k, v := range saved {
+		prefixed["base_model.model."+k] = v
+		if i%2 == 0 {
+			k = "base_model.model." + k
+		}
+		mixed[k] = v
+		i++
+	}
+	peftDir := t.TempDir()
+	cfgJSON, err := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(peftDir, "adapter_config.json"), cfgJSON, 0o644))
+	require.NoError(t, torch.SaveFile(filepath.Join(peftDir, "adapter_model.safetensors"), prefixed, nil))
+	set3, err := Load(m, peftDir)
+	require.NoError(t, err)
+	require.LessOrEqual(t, rel(t, forward(t, m, s, in), adapted), 1e-6, "the prefixed layout loads the same adapters")
+	require.NoError(t, set3.Close())
+	require.NoError(t, torch.SaveFile(filepath.Join(peftDir, "adapter_model.safetensors"), mixed, nil))
+	_, err = Load(m, peftDir)
+	require.ErrorContains(t, err, "unexpected keys: base_model.model.")
 
 	_, err = Load(m, t.TempDir())
 	require.ErrorContains(t, err, "adapter_config.json")

@@ -141,29 +141,41 @@ func numel(shape []int64) int64 {
 // checkpoint, an unsupported dtype and a missing device are errors too. On
 // error no parameter is left loaded.
 func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype DType, dev Device) error {
+	return ps.LoadPrefixed(ck, "", what, dtype, dev)
+}
+
+// LoadPrefixed is Load from a checkpoint whose keys are the parameters'
+// names after prefix (peft's "base_model.model.", say); a key without the
+// prefix is unexpected.
+func (ps *Params) LoadPrefixed(ck *safetensors.Checkpoint, prefix, what string, dtype DType, dev Device) error {
 	if ck == nil {
 		return fmt.Errorf("%s: nil checkpoint", what)
 	}
 	var missing, unexpected, misshaped []string
 	for _, p := range ps.list {
-		_, info, ok := ck.Lookup(p.Name)
+		_, info, ok := ck.Lookup(prefix + p.Name)
 		if !ok {
-			missing = append(missing, p.Name)
+			missing = append(missing, prefix+p.Name)
 			continue
 		}
 		if !equalShape(info.Shape, p.Shape) {
-			misshaped = append(misshaped, fmt.Sprintf("%s: checkpoint %v, model %v", p.Name, info.Shape, p.Shape))
+			misshaped = append(misshaped, fmt.Sprintf("%s: checkpoint %v, model %v", prefix+p.Name, info.Shape, p.Shape))
 		}
 	}
-	for _, name := range ck.Names() {
+	for _, key := range ck.Names() {
+		name, ok := strings.CutPrefix(key, prefix)
+		if !ok {
+			unexpected = append(unexpected, key)
+			continue
+		}
 		if shape, ok := ps.ignored[name]; ok {
-			if _, info, _ := ck.Lookup(name); !equalShape(info.Shape, shape) {
-				misshaped = append(misshaped, fmt.Sprintf("%s: checkpoint %v, model %v", name, info.Shape, shape))
+			if _, info, _ := ck.Lookup(key); !equalShape(info.Shape, shape) {
+				misshaped = append(misshaped, fmt.Sprintf("%s: checkpoint %v, model %v", key, info.Shape, shape))
 			}
 			continue
 		}
 		if _, ok := ps.byName[name]; !ok {
-			unexpected = append(unexpected, name)
+			unexpected = append(unexpected, key)
 		}
 	}
 	if len(missing)+len(unexpected)+len(misshaped) > 0 {
@@ -182,8 +194,8 @@ func (ps *Params) Load(ck *safetensors.Checkpoint, what string, dtype DType, dev
 		p.T.Free()
 		p.T = nil
 		g.Go(func() error {
-			f, _, _ := ck.Lookup(p.Name)
-			t, err := ReadTensor(nil, f, p.Name, dtype, dev)
+			f, _, _ := ck.Lookup(prefix + p.Name)
+			t, err := ReadTensor(nil, f, prefix+p.Name, dtype, dev)
 			p.T = t
 			return err
 		})
