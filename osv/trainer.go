@@ -50,7 +50,9 @@ type Metrics struct {
 // (adversarial consistency distillation) with the typed models on one UNet:
 // the frozen Teacher is its base weights, the Student adds trainable LoRA
 // adapters, and the EMA target θ⁻ is a copy of the adapters; one set of
-// base weights serves all three. Step may be called from one goroutine at a
+// base weights serves all three. NewTrainer makes them and Close frees
+// them: use them (their denoisers, the adapters, θ⁻) between steps, but do
+// not replace or close them. Step may be called from one goroutine at a
 // time.
 type Trainer struct {
 	Config  TrainConfig
@@ -155,8 +157,7 @@ func (t *Trainer) Close() error {
 		t.optD.Close()
 	}
 	t.gen.Close()
-	err := t.Student.Close()
-	return err
+	return t.Student.Close()
 }
 
 // closed reports a trainer whose student is gone.
