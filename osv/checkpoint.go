@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/torch/safetensors"
@@ -72,7 +73,8 @@ func (t *Trainer) Save(path string) (err error) {
 }
 
 // Restore loads a checkpoint written by Save into this trainer, which must
-// have been made with the same models and LoRA settings. Every key must be
+// have been made with the same models and LoRA settings. A stage-1
+// checkpoint may start stage 2: then θ⁻ starts equal to the restored θ. Every key must be
 // present with its shape; on error the trainer may be partly restored and
 // should not be used.
 func (t *Trainer) Restore(path string) (err error) {
@@ -113,17 +115,19 @@ func (t *Trainer) Restore(path string) (err error) {
 		must(err)
 		return x
 	}
-	// A stage-1 checkpoint starting stage 2 brings the student, its EMA
-	// (θ⁻ = θ) and the discriminator; the optimisers and counters start anew.
+	// A stage-1 checkpoint starting stage 2 brings the student and the
+	// discriminator; the target starts as the student itself (θ⁻ = θ, as
+	// consistency distillation begins: stage 1's EMA lags θ), and the
+	// optimisers and counters start anew.
 	fresh := meta.Config.Stage != t.Config.Stage
 	for key, dst := range t.state() {
-		if fresh && (len(key) > 4 && key[:4] == "opt_") {
+		if fresh && (strings.HasPrefix(key, "opt_") || strings.HasPrefix(key, "ema.")) {
 			continue
 		}
 		must(torch.CopyInto(dst, read(key, dst.Shape(), dst.Device())))
 	}
 	if fresh {
-		return nil
+		return t.EMA.CopyFrom(t.Student)
 	}
 	opt := func(o *torch.AdamW, prefix string, steps int64) {
 		st := map[string]*torch.Tensor{}
