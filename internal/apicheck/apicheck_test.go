@@ -533,3 +533,32 @@ type Article int
 		"method Error has no doc comment",
 	}, what)
 }
+
+// TestExamplesUseThePublicAPI keeps the example programs (not their
+// tests) on what any user can import: no internal package.
+func TestExamplesUseThePublicAPI(t *testing.T) {
+	mod := root(t)
+	fset := token.NewFileSet()
+	var found []string
+	err := filepath.WalkDir(filepath.Join(mod, "examples"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, im := range f.Imports {
+			if p, _ := strconv.Unquote(im.Path.Value); strings.Contains(p, "/internal/") {
+				rel, _ := filepath.Rel(mod, path)
+				found = append(found, rel+": "+p)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Empty(t, found, "example programs importing internal packages")
+}
