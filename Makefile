@@ -74,8 +74,9 @@ all: deps
 	$(GO) build $(GOTAGS) ./...
 
 # What a fresh machine lacks: a C++ compiler and, unless LIBTORCH is given,
-# Debian's libtorch and ffmpeg (video data, MP4 output; without it those
-# report a clear error, and their tests check that error instead).
+# Debian's libtorch, ffmpeg (video data, MP4 output; without it those
+# report a clear error, and their tests check that error instead) and
+# chromium (examples/serve's browser test, skipped without it).
 ifndef LIBTORCH
 FFMPEG_BIN := $(shell command -v ffmpeg 2>/dev/null)
 ifeq ($(FFMPEG_BIN),)
@@ -83,9 +84,15 @@ FFMPEG_BIN := /usr/bin/ffmpeg
 $(FFMPEG_BIN):
 	$(call apt_install,ffmpeg)
 endif
+CHROMIUM_BIN := $(shell command -v chromium 2>/dev/null)
+ifeq ($(CHROMIUM_BIN),)
+CHROMIUM_BIN := /usr/bin/chromium
+$(CHROMIUM_BIN):
+	$(call apt_install,chromium)
+endif
 endif
 
-deps: $(CGOTORCH) $(KERNELS) $(GLOO_DEP) | $(FFMPEG_BIN)
+deps: $(CGOTORCH) $(KERNELS) $(GLOO_DEP) | $(FFMPEG_BIN) $(CHROMIUM_BIN)
 
 ifdef KERNELS
 $(KERNELS): internal/cbridge/kernels.cu
