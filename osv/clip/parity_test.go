@@ -40,32 +40,67 @@ func compare(t *testing.T, what string, got, want *torch.Tensor) {
 	require.LessOrEqual(t, rel, 1e-4, what)
 }
 
+// clipCases are the io/ cases of SVD's preprocessing and the image
+// encoder: clip, an image smaller than the encoder's input (the blur is
+// the identity), and clip_large, larger in both directions (the blur runs).
+var clipCases = []string{"clip", "clip_large"}
+
+// caseModel is the model folder an io/<name>.json names ("model"), by
+// default the pipeline's image encoder.
+func caseModel(t *testing.T, name string) string {
+	t.Helper()
+	var c struct {
+		Model string `json:"model"`
+	}
+	require.NoError(t, fixture.JSON(name, &c))
+	if c.Model == "" {
+		c.Model = "pipeline/image_encoder"
+	}
+	return fixture.Path(c.Model)
+}
+
 func TestParityCLIP(t *testing.T) {
 	require.NoError(t, torch.SetTF32(false))
-	m, err := Load(fixture.Path("pipeline", "image_encoder"), WithDevice(testDevice.String()))
-	require.NoError(t, err)
-	defer m.Close()
 	p, err := LoadPreprocessor(fixture.Path("pipeline", "feature_extractor"))
 	require.NoError(t, err)
-	s := torch.NewScope()
-	defer s.Close()
-	in := loadCase(t, s, "clip", testDevice)
+	for _, name := range clipCases {
+		t.Run(name, func(t *testing.T) {
+			m, err := Load(caseModel(t, name), WithDevice(testDevice.String()))
+			require.NoError(t, err)
+			defer m.Close()
+			s := torch.NewScope()
+			defer s.Close()
+			in := loadCase(t, s, name, testDevice)
+			img := in["image_u8"].Shape()
+			require.Len(t, img, 3, "io/%s: image_u8 [H, W, 3]", name)
+			tx, ty := blurTaps(img[1], p.Width), blurTaps(img[0], p.Height)
+			t.Logf("io/%s: a %d×%d image, blur taps %d × %d", name, img[1], img[0], len(tx), len(ty))
+			if name == "clip_large" {
+				// The case exists for the blur: it must be larger than the
+				// encoder's input both ways, and the blur not the identity.
+				require.Greater(t, img[0], p.Height, "io/clip_large: height")
+				require.Greater(t, img[1], p.Width, "io/clip_large: width")
+				require.Less(t, tx[len(tx)/2], float32(0.99), "io/clip_large: the width's blur is not the identity")
+				require.Less(t, ty[len(ty)/2], float32(0.99), "io/clip_large: the height's blur is not the identity")
+			}
 
-	var resized, pixels, embeds, pixelsAlone, embedsAlone *torch.Tensor
-	func() {
-		defer torch.Recover(&err)
-		// The chain, as the pipeline runs it.
-		resized = p.ResizeApply(s, imageFromU8(s, in["image_u8"]))
-		pixels = p.NormalizeApply(s, resized)
-		embeds = m.Apply(s, pixels)
-		// Each stage alone, on the reference's own input to it.
-		pixelsAlone = p.NormalizeApply(s, in["resized"])
-		embedsAlone = m.Apply(s, in["pixel_values"])
-	}()
-	require.NoError(t, err)
-	compare(t, "resized", resized, in["resized"])
-	compare(t, "pixel_values", pixels, in["pixel_values"])
-	compare(t, "image_embeds", embeds, in["image_embeds"])
-	compare(t, "pixel_values from the reference's resized", pixelsAlone, in["pixel_values"])
-	compare(t, "image_embeds from the reference's pixel_values", embedsAlone, in["image_embeds"])
+			var resized, pixels, embeds, pixelsAlone, embedsAlone *torch.Tensor
+			func() {
+				defer torch.Recover(&err)
+				// The chain, as the pipeline runs it.
+				resized = p.ResizeApply(s, imageFromU8(s, in["image_u8"]))
+				pixels = p.NormalizeApply(s, resized)
+				embeds = m.Apply(s, pixels)
+				// Each stage alone, on the reference's own input to it.
+				pixelsAlone = p.NormalizeApply(s, in["resized"])
+				embedsAlone = m.Apply(s, in["pixel_values"])
+			}()
+			require.NoError(t, err)
+			compare(t, "resized", resized, in["resized"])
+			compare(t, "pixel_values", pixels, in["pixel_values"])
+			compare(t, "image_embeds", embeds, in["image_embeds"])
+			compare(t, "pixel_values from the reference's resized", pixelsAlone, in["pixel_values"])
+			compare(t, "image_embeds from the reference's pixel_values", embedsAlone, in["image_embeds"])
+		})
+	}
 }

@@ -99,7 +99,7 @@ func inputs(t *testing.T) (map[string]gotorch.Tensor, int) {
 	t.Helper()
 	s := torch.NewScope()
 	defer s.Close()
-	tc := loadCase(t, s)
+	tc := loadCase(t, s, "vae")
 	out := map[string]gotorch.Tensor{}
 	for k, v := range tc.in {
 		g, err := torch.ToGotorch(v)
@@ -163,7 +163,9 @@ func TestEncodeDecodeLeakNothing(t *testing.T) {
 
 func TestEncodeDecodeRejectBadInputs(t *testing.T) {
 	in, frames := inputs(t)
-	m := loadModel(t)
+	m, err := Load(fixture.Path("pipeline", "vae"), WithDevice(testDevice.String()))
+	require.NoError(t, err)
+	defer m.Close()
 	img, z := in["encode_in"], in["decode_in"]
 	n := int(z.Shape()[0])
 	d := m.Config.Downscale()

@@ -9,27 +9,39 @@ import (
 	"github.com/onestepvideo/osv-go/torch"
 )
 
-// vaeCase is io/vae: its tensors on the test device and its scalar args.
+// vaeCases are the io/ cases of the temporal VAE: vae (the pipeline's
+// VAE) and vae_l2 (layers_per_block 2, as SVD's own VAE: the decoder's
+// mid-block attention runs).
+var vaeCases = []string{"vae", "vae_l2"}
+
+// vaeCase is io/<name>: its tensors on the test device, its scalar args
+// and its model folder.
 type vaeCase struct {
 	in        map[string]*torch.Tensor
 	numFrames int
+	model     string
 }
 
-func loadCase(t *testing.T, s *torch.Scope) vaeCase {
+func loadCase(t *testing.T, s *torch.Scope, name string) vaeCase {
 	t.Helper()
-	ts, err := torch.LoadFile(s, fixture.Path("io", "vae.safetensors"), testDevice)
+	ts, err := torch.LoadFile(s, fixture.Path("io", name+".safetensors"), testDevice)
 	require.NoError(t, err)
 	var args struct {
-		DecodeNumFrames int `json:"decode_num_frames"`
+		DecodeNumFrames int    `json:"decode_num_frames"`
+		Model           string `json:"model"`
 	}
-	require.NoError(t, fixture.JSON("vae", &args))
-	require.Positive(t, args.DecodeNumFrames, "io/vae.json: decode_num_frames")
-	return vaeCase{in: ts, numFrames: args.DecodeNumFrames}
+	require.NoError(t, fixture.JSON(name, &args))
+	require.Positive(t, args.DecodeNumFrames, "io/%s.json: decode_num_frames", name)
+	if args.Model == "" {
+		args.Model = "pipeline/vae"
+	}
+	return vaeCase{in: ts, numFrames: args.DecodeNumFrames, model: fixture.Path(args.Model)}
 }
 
-func loadModel(t *testing.T) *Model {
+// loadModel loads the VAE of a case's model folder onto the test device.
+func loadModel(t *testing.T, tc vaeCase) *Model {
 	t.Helper()
-	m, err := Load(fixture.Path("pipeline", "vae"), WithDevice(testDevice.String()))
+	m, err := Load(tc.model, WithDevice(testDevice.String()))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m
@@ -61,28 +73,33 @@ func relErr(t *testing.T, got, want *torch.Tensor) float64 {
 
 func TestParityVAE(t *testing.T) {
 	require.NoError(t, torch.SetTF32(false))
-	m := loadModel(t)
-	s := torch.NewScope()
-	defer s.Close()
-	tc := loadCase(t, s)
-	in := tc.in
+	for _, name := range vaeCases {
+		t.Run(name, func(t *testing.T) {
+			s := torch.NewScope()
+			defer s.Close()
+			tc := loadCase(t, s, name)
+			m := loadModel(t, tc)
+			in := tc.in
+			t.Logf("io/%s: %s, %d layers per block", name, tc.model, m.Config.LayersPerBlock)
 
-	var mean, logvar, dec *torch.Tensor
-	run(t, func() {
-		mean, logvar = m.EncodeApply(s, in["encode_in"])
-		dec = m.DecodeApply(s, in["decode_in"], tc.numFrames, int(in["decode_in"].Size(0)))
-	})
-	for _, c := range []struct {
-		name      string
-		got, want *torch.Tensor
-	}{
-		{"encode_mean", mean, in["encode_mean"]},
-		{"encode_logvar", logvar, in["encode_logvar"]},
-		{"decode_out", dec, in["decode_out"]},
-	} {
-		rel := relErr(t, c.got, c.want)
-		t.Logf("vae %s %v on %s: relative L2 error %.3g", c.name, c.got.Shape(), testDevice, rel)
-		require.LessOrEqual(t, rel, 1e-4, c.name)
+			var mean, logvar, dec *torch.Tensor
+			run(t, func() {
+				mean, logvar = m.EncodeApply(s, in["encode_in"])
+				dec = m.DecodeApply(s, in["decode_in"], tc.numFrames, int(in["decode_in"].Size(0)))
+			})
+			for _, c := range []struct {
+				name      string
+				got, want *torch.Tensor
+			}{
+				{"encode_mean", mean, in["encode_mean"]},
+				{"encode_logvar", logvar, in["encode_logvar"]},
+				{"decode_out", dec, in["decode_out"]},
+			} {
+				rel := relErr(t, c.got, c.want)
+				t.Logf("%s %s %v on %s: relative L2 error %.3g", name, c.name, c.got.Shape(), testDevice, rel)
+				require.LessOrEqual(t, rel, 1e-4, c.name)
+			}
+		})
 	}
 }
 
@@ -93,16 +110,20 @@ func TestParityDecodeChannelsLast(t *testing.T) {
 	restore, err := torch.ChannelsLastEverywhere()
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, restore()) })
-	m := loadModel(t)
-	s := torch.NewScope()
-	defer s.Close()
-	tc := loadCase(t, s)
-	var dec *torch.Tensor
-	run(t, func() { dec = m.DecodeApply(s, tc.in["decode_in"], tc.numFrames, int(tc.in["decode_in"].Size(0))) })
-	rel := relErr(t, dec, tc.in["decode_out"])
-	t.Logf("channels-last decode %v on %s: relative L2 error %.3g", dec.Shape(), testDevice, rel)
-	require.LessOrEqual(t, rel, 1e-4)
-	require.Equal(t, contiguousStrides(dec.Shape()), dec.Strides(), "the decoder returns the default layout")
+	for _, name := range vaeCases {
+		t.Run(name, func(t *testing.T) {
+			s := torch.NewScope()
+			defer s.Close()
+			tc := loadCase(t, s, name)
+			m := loadModel(t, tc)
+			var dec *torch.Tensor
+			run(t, func() { dec = m.DecodeApply(s, tc.in["decode_in"], tc.numFrames, int(tc.in["decode_in"].Size(0))) })
+			rel := relErr(t, dec, tc.in["decode_out"])
+			t.Logf("%s channels-last decode %v on %s: relative L2 error %.3g", name, dec.Shape(), testDevice, rel)
+			require.LessOrEqual(t, rel, 1e-4)
+			require.Equal(t, contiguousStrides(dec.Shape()), dec.Strides(), "the decoder returns the default layout")
+		})
+	}
 }
 
 func contiguousStrides(shape []int64) []int64 {
