@@ -18,19 +18,6 @@ func fusedDevice() Device {
 	return CPU
 }
 
-func relL2(t *testing.T, got, want *Tensor) float64 {
-	t.Helper()
-	require.Equal(t, want.Shape(), got.Shape())
-	g, w := vals(t, got), vals(t, want)
-	var num, den float64
-	for i := range w {
-		d := float64(g[i]) - float64(w[i])
-		num += d * d
-		den += float64(w[i]) * float64(w[i])
-	}
-	return math.Sqrt(num / math.Max(den, 1e-30))
-}
-
 // float64s is x's values in float64 (logical order, whatever the layout).
 func float64s(t *testing.T, x *Tensor) []float64 {
 	t.Helper()
