@@ -32,6 +32,12 @@ func Synchronize(dev Device) error {
 	return cb.CUDASynchronize(dev.Index)
 }
 
+// EmptyCache returns the CUDA caching allocator's cached, unused blocks to
+// the driver (an error in a build without CUDA), so that another
+// process, or a case measured next, starts from the memory live tensors
+// hold.
+func EmptyCache() error { return cb.CUDAEmptyCache() }
+
 // MemoryStats is the CUDA caching allocator's view of one device, in bytes.
 type MemoryStats struct {
 	// Allocated is held by live tensors, Peak the most Allocated has been

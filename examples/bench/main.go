@@ -4,12 +4,17 @@
 // guided pipeline and the 1-step pipeline end to end, and OSV's
 // discriminator forward and backward on latents and on VAE-decoded pixels,
 // and whole training iterations of stage 2 (14×320×576, k = 5) and stage 1
-// (at the bench's size). Each case is the
-// median of several runs timed by CUDA events, with the caching allocator's
-// peak memory; the peer numbers printed beside ours are those recorded in
-// docs/BENCHMARKS.md.
+// (at the bench's size). Each case is timed by CUDA events over several
+// runs after warm-up runs (median, min and max), with the caching
+// allocator's peak memory; the cache is emptied before each case, and a
+// case that fails is reported without stopping the others.
 //
-//	go run -tags cuda ./examples/bench [-cases unet,vae,clip,pipeline,disc,train] [-variants] [-json out.json] [-profile DIR]
+// The peer, diffusers on the same GPU in the same invocation, runs after
+// ours whenever python3 imports torch, diffusers and transformers
+// (peer/svd_peer.py: the same configs, sizes, dtype, run counts and
+// timing), and each case prints ours, the peer's and the ratio.
+//
+//	go run -tags cuda ./examples/bench [-cases unet,vae,clip,pipeline,disc,train] [-variants] [-peer auto|off|compile] [-json out.json] [-profile DIR]
 //
 // With -profile, each case runs once more under libtorch's profiler: DIR
 // gets its Chrome trace and a table of its GPU kernels by total time.
@@ -27,33 +32,22 @@ import (
 	"github.com/onestepvideo/osv-go/torch"
 )
 
-// Result is one benchmark row.
+// Result is one benchmark row: ours, and the peer's on the same case.
 type Result struct {
-	Name     string    `json:"name"`
-	MedianMS float64   `json:"median_ms"`
-	MinMS    float64   `json:"min_ms"`
-	RunsMS   []float64 `json:"runs_ms"`
-	PeakGiB  float64   `json:"peak_gib"`
-	PeerMS   float64   `json:"peer_ms,omitempty"`
-	PeerGiB  float64   `json:"peer_gib,omitempty"`
-	Peer     string    `json:"peer,omitempty"`
-}
-
-// peer is a reference measurement on the same GPU (docs/BENCHMARKS.md).
-type peer struct {
-	ms, gib float64
-	name    string
-}
-
-// peers hold for the default sizes (bf16, 14 frames, 576×1024).
-var peers = map[string]peer{
-	"unet forward b1":       {198, 5.0, "diffusers eager"},
-	"unet forward b2":       {363, 7.3, "diffusers eager"},
-	"vae decode 14 frames":  {1179, 20, "diffusers eager fp16"},
-	"vae encode 1 image":    {26, 0, "diffusers eager fp16"},
-	"clip encode 1 image":   {8, 0, "diffusers eager fp16"},
-	"pipeline 25 steps cfg": {10500, 0, "diffusers eager fp16"},
-	"pipeline 1 step cfg":   {1500, 0, "diffusers eager fp16"},
+	Name      string    `json:"name"`
+	MedianMS  float64   `json:"median_ms"`
+	MinMS     float64   `json:"min_ms"`
+	MaxMS     float64   `json:"max_ms"`
+	RunsMS    []float64 `json:"runs_ms"`
+	PeakGiB   float64   `json:"peak_gib"`
+	Error     string    `json:"error,omitempty"`
+	Peer      string    `json:"peer,omitempty"`
+	PeerMS    float64   `json:"peer_ms,omitempty"`
+	PeerMinMS float64   `json:"peer_min_ms,omitempty"`
+	PeerMaxMS float64   `json:"peer_max_ms,omitempty"`
+	PeerGiB   float64   `json:"peer_gib,omitempty"`
+	PeerError string    `json:"peer_error,omitempty"`
+	Ratio     float64   `json:"ratio,omitempty"` // ours / the peer's median
 }
 
 type bench struct {
@@ -61,7 +55,6 @@ type bench struct {
 	dt           torch.DType
 	frames, h, w int64
 	warmup, runs int
-	defaultSizes bool
 	profileDir   string
 	variants     bool
 	results      []Result
@@ -91,7 +84,13 @@ func run() error {
 	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels, and the VAE decoder in the NCHW layout")
 	jsonOut := flag.String("json", "", "write results as JSON to this file")
 	profile := flag.String("profile", "", "profile one more run of each case into this folder (Chrome traces and kernel summaries)")
+	peerMode := flag.String("peer", "auto", "diffusers on the same cases: auto (when python3 has torch and diffusers), off, or compile (under torch.compile)")
+	python := flag.String("python", "python3", "the peer's Python")
+	peerScriptFlag := flag.String("peer-script", "", "the peer script (default: examples/bench/peer/svd_peer.py)")
 	flag.Parse()
+	if !slices.Contains([]string{"auto", "off", "compile"}, *peerMode) {
+		return fmt.Errorf("-peer %q: want auto, off or compile", *peerMode)
+	}
 
 	dev, err := torch.ParseDevice(*device)
 	if err != nil {
@@ -108,7 +107,7 @@ func run() error {
 		return err
 	}
 	b := &bench{dev: dev, dt: dt, frames: *frames, h: *height, w: *width, warmup: *warmup, runs: *runs,
-		defaultSizes: dt == torch.BFloat16 && *frames == 14 && *height == 576 && *width == 1024, profileDir: *profile, variants: *variants}
+		profileDir: *profile, variants: *variants}
 	if b.profileDir != "" {
 		if err := os.MkdirAll(b.profileDir, 0o755); err != nil {
 			return err
@@ -135,32 +134,56 @@ func run() error {
 			return err
 		}
 	}
-	fmt.Printf("%-38s %10s %10s %10s   %s\n", "case", "median ms", "min ms", "peak GiB", "peer")
-	for _, r := range b.results {
-		p := ""
-		if r.Peer != "" {
-			p = fmt.Sprintf("%s %.0f ms", r.Peer, r.PeerMS)
-			if r.PeerGiB > 0 {
-				p += fmt.Sprintf(", %.1f GiB", r.PeerGiB)
-			}
+	peerLabel := ""
+	if *peerMode != "off" {
+		peerLabel = "diffusers eager"
+		if *peerMode == "compile" {
+			peerLabel = "diffusers torch.compile"
 		}
-		fmt.Printf("%-38s %10.1f %10.1f %10.2f   %s\n", r.Name, r.MedianMS, r.MinMS, r.PeakGiB, p)
+		if err := torch.EmptyCache(); err != nil {
+			return err
+		}
+		script, err := peerScript(*peerScriptFlag)
+		ok, why := err == nil, ""
+		if err != nil {
+			why = err.Error()
+		} else {
+			ok, why = peerAvailable(*python)
+		}
+		if !ok {
+			fmt.Fprintf(os.Stderr, "no peer: %s\n", why)
+		} else if cases, err := b.runPeer(*python, script, groups, *batches, *peerMode == "compile"); err != nil {
+			fmt.Fprintf(os.Stderr, "no peer: %v\n", err)
+		} else {
+			b.attachPeer(cases, peerLabel)
+		}
 	}
+	b.printTable()
 	if *jsonOut != "" {
 		out, _ := json.MarshalIndent(map[string]any{
 			"date": time.Now().UTC().Format(time.RFC3339), "device": dev.String(), "dtype": dt.String(),
-			"frames": *frames, "height": *height, "width": *width, "results": b.results,
+			"frames": *frames, "height": *height, "width": *width, "peer": peerLabel, "results": b.results,
 		}, "", "  ")
 		return os.WriteFile(*jsonOut, out, 0o644)
 	}
 	return nil
 }
 
-// measure times fn (warm-up runs first) and records the result.
+// measure times fn (warm-up runs first) and records the result. A case
+// that fails is recorded with its error, the allocator's cache is emptied,
+// and the next case runs: only a failure of the timing itself is returned.
 func (b *bench) measure(name string, fn func() error) error {
+	if err := torch.EmptyCache(); err != nil {
+		return err
+	}
+	failed := func(err error) error {
+		b.results = append(b.results, Result{Name: name, Error: err.Error()})
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return torch.EmptyCache()
+	}
 	for range b.warmup {
 		if err := fn(); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return failed(err)
 		}
 	}
 	if err := torch.Synchronize(b.dev); err != nil {
@@ -176,7 +199,8 @@ func (b *bench) measure(name string, fn func() error) error {
 			return err
 		}
 		if err := fn(); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			timer.Stop()
+			return failed(err)
 		}
 		ms, err := timer.Stop()
 		if err != nil {
@@ -188,12 +212,8 @@ func (b *bench) measure(name string, fn func() error) error {
 	if err != nil {
 		return err
 	}
-	sorted := slices.Sorted(slices.Values(r.RunsMS))
-	r.MedianMS, r.MinMS = sorted[len(sorted)/2], sorted[0]
+	r.MedianMS, r.MinMS, r.MaxMS = spread(r.RunsMS)
 	r.PeakGiB = float64(mem.Peak) / (1 << 30)
-	if p, ok := peers[name]; ok && b.defaultSizes {
-		r.PeerMS, r.PeerGiB, r.Peer = p.ms, p.gib, p.name
-	}
 	b.results = append(b.results, r)
 	fmt.Fprintf(os.Stderr, "%s: median %.1f ms\n", name, r.MedianMS)
 	if b.profileDir != "" {
@@ -209,4 +229,41 @@ func scoped(f func(s *torch.Scope)) (err error) {
 	defer s.Close()
 	f(s)
 	return nil
+}
+
+// printTable prints every case: ours (median, min–max, peak), the peer's,
+// and the ratio of the medians.
+func (b *bench) printTable() {
+	fmt.Printf("%-44s %22s %9s   %22s %9s %7s\n", "case", "ours ms (min–max)", "peak GiB", "peer ms (min–max)", "peak GiB", "ratio")
+	for _, r := range b.results {
+		ours := "failed"
+		peak := ""
+		if r.Error == "" {
+			ours = fmt.Sprintf("%.1f (%.1f–%.1f)", r.MedianMS, r.MinMS, r.MaxMS)
+			peak = fmt.Sprintf("%.2f", r.PeakGiB)
+		}
+		peer, ppeak, ratio := "", "", ""
+		switch {
+		case r.PeerError != "":
+			peer = "failed"
+		case r.PeerMS > 0:
+			peer = fmt.Sprintf("%.1f (%.1f–%.1f)", r.PeerMS, r.PeerMinMS, r.PeerMaxMS)
+			ppeak = fmt.Sprintf("%.2f", r.PeerGiB)
+		}
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		fmt.Printf("%-44s %22s %9s   %22s %9s %7s\n", r.Name, ours, peak, peer, ppeak, ratio)
+	}
+	for _, r := range b.results {
+		if r.Error != "" {
+			fmt.Printf("%s: %s\n", r.Name, firstLine(r.Error))
+		}
+		if r.PeerError != "" {
+			fmt.Printf("%s, %s: %s\n", r.Name, r.Peer, firstLine(r.PeerError))
+		}
+	}
+	if len(b.results) > 0 && b.results[0].Peer != "" {
+		fmt.Printf("peer: %s; ratio = ours / peer (below 1: ours is faster)\n", b.results[0].Peer)
+	}
 }
