@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -134,42 +135,186 @@ func TestTeacherSolveRejectsBadInput(t *testing.T) {
 	}
 }
 
+// gaussData is the exact denoiser of data drawn elementwise from
+// N(mean, v): D(x; σ) = mean + v/(v + σ²)·(x − mean). It records the inputs
+// of each call.
+type gaussData struct {
+	mean  *torch.Tensor
+	v     float64
+	calls []denoiseCall
+}
+
+type denoiseCall struct {
+	x     []float32
+	sigma []float32
+	cond  bool
+}
+
+func (g *gaussData) Denoise(s *torch.Scope, x, sigma *torch.Tensor, cond bool) *torch.Tensor {
+	xv, err := x.Float32s()
+	if err != nil {
+		torch.Failf("gauss", "%v", err)
+	}
+	sv, err := sigma.Float32s()
+	if err != nil {
+		torch.Failf("gauss", "%v", err)
+	}
+	g.calls = append(g.calls, denoiseCall{x: xv, sigma: sv, cond: cond})
+	sg := s.Reshape(s.Cast(sigma, torch.Float32), x.Size(0), 1, 1, 1, 1)
+	k := s.RDiv(g.v, s.AddScalar(s.Square(sg), g.v))
+	return s.Add(g.mean, s.Mul(k, s.Sub(s.Cast(x, torch.Float32), g.mean)))
+}
+
+// at is D(x; σ) in float64.
+func (g *gaussData) at(mean, x []float64, sigma float64) []float64 {
+	k := g.v / (g.v + sigma*sigma)
+	out := make([]float64, len(x))
+	for i := range x {
+		out[i] = mean[i] + k*(x[i]-mean[i])
+	}
+	return out
+}
+
+func f64(t *testing.T, x *torch.Tensor) []float64 {
+	t.Helper()
+	v := values(t, x)
+	out := make([]float64, len(v))
+	for i, f := range v {
+		out[i] = float64(f)
+	}
+	return out
+}
+
+// relTo is ‖got − want‖/‖want‖.
+func relTo(got []float32, want []float64) float64 {
+	var num, den float64
+	for i, w := range want {
+		d := float64(got[i]) - w
+		num += d * d
+		den += w * w
+	}
+	return math.Sqrt(num / den)
+}
+
+// Multistep consistency sampling and the Time Travel Sampler on the exact
+// denoiser of Gaussian data, against the samplers written out in float64:
+// x = σ_0·ε; x̂0 = D(x, σ_n); with TTS x' = x̂0 + σ'_n·ε' (ε' fresh, or the
+// implied noise (x − x̂0)/σ_n) and x̂0 = D(x', σ'_n); x = x̂0 + σ_{n+1}·ε_n.
+// Fresh noise comes from the generator, travel before step. Each call's
+// input and level are checked, and the two kinds of travel noise must give
+// different samples.
 func TestConsistencySamplers(t *testing.T) {
 	s := torch.NewScope()
 	defer s.Close()
 	g, _ := torch.NewGenerator(3)
 	defer g.Close()
-	data, _ := g.Randn(s, []int64{1, 3, 4, 2, 2}, torch.Float32, torch.CPU)
-	noise, _ := g.Randn(s, []int64{1, 3, 4, 2, 2}, torch.Float32, torch.CPU)
-	want := values(t, data)
+	shape := []int64{1, 3, 4, 2, 2}
+	mean, _ := g.Randn(s, shape, torch.Float32, torch.CPU)
+	noise, _ := g.Randn(s, shape, torch.Float32, torch.CPU)
+	mv, eps := f64(t, mean), f64(t, noise)
+	const seed = 9
+	check := func(name string, d *gaussData, got *torch.Tensor, sigmas, travel []float64, implied bool) []float32 {
+		t.Helper()
+		ref, _ := torch.NewGenerator(seed)
+		defer ref.Close()
+		fresh := func() []float64 {
+			e, err := ref.Randn(s, shape, torch.Float32, torch.CPU)
+			require.NoError(t, err)
+			return f64(t, e)
+		}
+		x := make([]float64, len(eps))
+		for i := range eps {
+			x[i] = sigmas[0] * eps[i]
+		}
+		call := 0
+		expect := func(x []float64, sigma float64) []float64 {
+			t.Helper()
+			require.Less(t, call, len(d.calls), "%s: too few denoiser calls", name)
+			c := d.calls[call]
+			call++
+			require.True(t, c.cond, "%s call %d: the conditional branch", name, call)
+			require.InDelta(t, sigma, c.sigma[0], 1e-6*sigma, "%s call %d: σ", name, call)
+			require.Less(t, relTo(c.x, x), 1e-5, "%s call %d: the denoiser's input", name, call)
+			return d.at(mv, x, sigma)
+		}
+		var x0 []float64
+		for n, sg := range sigmas {
+			x0 = expect(x, sg)
+			if travel != nil {
+				var e []float64
+				if implied {
+					e = make([]float64, len(x))
+					for i := range x {
+						e[i] = (x[i] - x0[i]) / sg
+					}
+				} else {
+					e = fresh()
+				}
+				xt := make([]float64, len(x))
+				for i := range x {
+					xt[i] = x0[i] + travel[n]*e[i]
+				}
+				x0 = expect(xt, travel[n])
+			}
+			if n+1 < len(sigmas) {
+				e := fresh()
+				for i := range x {
+					x[i] = x0[i] + sigmas[n+1]*e[i]
+				}
+			}
+		}
+		require.Len(t, d.calls, call, "%s: denoiser calls", name)
+		out := values(t, got)
+		rel := relTo(out, x0)
+		t.Logf("%s: %d calls, relative error %.3g against the sampler in float64", name, call, rel)
+		require.Less(t, rel, 1e-5, name)
+		return out
+	}
 	for _, n := range []int{1, 2, 4} {
 		sigmas := KarrasSigmas(n, 0.002, 80, 7)
-		d := &constant{x0: data}
+		d := &gaussData{mean: mean, v: 0.25}
+		sg, _ := torch.NewGenerator(seed)
 		runOK(t, func() {
-			require.Equal(t, want, values(t, SampleConsistency(s, d, noise, sigmas, g, ConsistencyOptions{}, nil)))
+			out := SampleConsistency(s, d, noise, sigmas, sg, ConsistencyOptions{}, nil)
+			check(fmt.Sprintf("multistep n=%d", n), d, out, sigmas, nil, false)
 		})
-		require.Equal(t, n, d.calls, "multistep NFE")
-		for _, implied := range []bool{false, true} {
-			d := &constant{x0: data}
+		sg.Close()
+		require.Len(t, d.calls, n, "multistep NFE")
+		var samples [2][]float32
+		for i, implied := range []bool{false, true} {
+			d := &gaussData{mean: mean, v: 0.25}
 			steps := 0
 			stepSigmas, travel := TTSSchedule(n, 0.002, 80, 7)
+			sg, _ := torch.NewGenerator(seed)
 			runOK(t, func() {
-				out := SampleTTS(s, d, noise, stepSigmas, g, ConsistencyOptions{},
+				out := SampleTTS(s, d, noise, stepSigmas, sg, ConsistencyOptions{},
 					TTSOptions{TravelSigmas: travel, ImpliedNoise: implied},
 					func(int, *torch.Tensor) { steps++ })
-				require.Equal(t, want, values(t, out))
+				samples[i] = check(fmt.Sprintf("TTS n=%d implied=%v", n, implied), d, out, stepSigmas, travel, implied)
 			})
-			require.Equal(t, 2*n, d.calls, "TTS NFE")
+			sg.Close()
+			require.Len(t, d.calls, 2*n, "TTS NFE")
 			require.Equal(t, n, steps)
 		}
+		apart := relTo(samples[0], f64s(samples[1]))
+		t.Logf("TTS n=%d: fresh and implied travel noise differ by %.3g", n, apart)
+		require.Greater(t, apart, 1e-3, "fresh and implied travel noise give the same sample")
 	}
 	// Travel levels must lie below each step's level.
 	var err error
 	func() {
 		defer torch.Recover(&err)
-		SampleTTS(s, &constant{x0: data}, noise, []float64{5}, g, ConsistencyOptions{}, TTSOptions{TravelSigmas: []float64{6}}, nil)
+		SampleTTS(s, &gaussData{mean: mean, v: 0.25}, noise, []float64{5}, g, ConsistencyOptions{}, TTSOptions{TravelSigmas: []float64{6}}, nil)
 	}()
 	require.ErrorContains(t, err, "below")
+}
+
+func f64s(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, f := range v {
+		out[i] = float64(f)
+	}
+	return out
 }
 
 // LCM's boundary: f = c_s·x + c_o·D, → x as σ → 0 and → D for large σ.
