@@ -183,6 +183,26 @@ char* osv_reducer_arm(osv_reducer* r);
 char* osv_reducer_finish(osv_reducer* r, int* in_backward);
 void osv_reducer_free(osv_reducer* r);
 
+// TorchScript (script.cc): a module read from a torch.jit.save file onto a
+// device, in eval mode. signature describes a method's schema as text: a
+// "schema" entry with the whole schema, then one "arg" entry per argument
+// after self (name, type, has-default, default, keyword-only) and one
+// "return" entry per result; fields are separated by 0x1f, entries by
+// newlines. call runs a method on positional tensors and keyword arguments
+// of kind 0 bool, 1 int, 2 float (their values as doubles), without
+// recording gradients; the result must be a tensor.
+typedef struct osv_module osv_module;
+char* osv_script_load(const char* path, int dev_type, int dev_index, osv_module** out);
+void osv_script_free(osv_module* m);
+char* osv_script_signature(osv_module* m, const char* method, char** out);
+char* osv_script_call(osv_module* m, const char* method, osv_tensor** args, int nargs, const char** kw_names,
+                      const int* kw_kinds, const double* kw_values, int nkw, osv_tensor** out);
+
+// Linear algebra (linalg.cc): the eigenvalues (ascending) of symmetric
+// matrices [..., n, n], from their lower triangles, and, unless vectors is
+// NULL, the orthonormal eigenvectors as columns.
+char* osv_linalg_eigh(osv_tensor* a, osv_tensor** values, osv_tensor** vectors);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,10 @@ type StreamOptions struct {
 	Workers  int                          // decodes at once (GOMAXPROCS)
 	Prefetch int                          // clips decoded ahead of the reader, in memory at most (2·Workers)
 	Report   func(path string, err error) // told about each skipped video (nothing when nil)
+	// Decode reads one video (nil: Decode with Options); DecodeFrames,
+	// say, for clips at the videos' own size. Its errors skip the video,
+	// except ErrNoFFmpeg, which ends the stream.
+	Decode func(ctx context.Context, path string) (*Clip, error)
 }
 
 // Stats count a stream's videos.
@@ -60,7 +64,13 @@ func Stream(ctx context.Context, paths []string, o StreamOptions) (clips <-chan 
 				return work.Wait()
 			}
 			work.Go(func() error {
-				c, err := Decode(wctx, p, o.Options)
+				var c *Clip
+				var err error
+				if o.Decode != nil {
+					c, err = o.Decode(wctx, p)
+				} else {
+					c, err = Decode(wctx, p, o.Options)
+				}
 				if err == ErrNoFFmpeg {
 					return err
 				}
