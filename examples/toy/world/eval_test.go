@@ -272,43 +272,6 @@ func TestFeatures(t *testing.T) {
 	require.Len(t, c.Features(renderClip(c, objs)), NumFeatures)
 }
 
-func TestJacobiEigen(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 1))
-	const d = 7
-	m := newMatrix(d)
-	for i := 0; i < d; i++ {
-		for j := 0; j <= i; j++ {
-			v := r.NormFloat64()
-			m[i][j], m[j][i] = v, v
-		}
-	}
-	vals, vecs := jacobiEigen(m)
-	for i := 0; i < d; i++ {
-		for j := 0; j < d; j++ {
-			var rec, dot float64
-			for k := 0; k < d; k++ {
-				rec += vecs[i][k] * vals[k] * vecs[j][k]
-				dot += vecs[k][i] * vecs[k][j]
-			}
-			require.InDelta(t, m[i][j], rec, 1e-12)
-			if i == j {
-				require.InDelta(t, 1, dot, 1e-12)
-			} else {
-				require.InDelta(t, 0, dot, 1e-12)
-			}
-		}
-	}
-	// The square root of a positive semi-definite matrix squares back.
-	psd := mul(m, m)
-	root := symSqrt(psd)
-	sq := mul(root, root)
-	for i := 0; i < d; i++ {
-		for j := 0; j < d; j++ {
-			require.InDelta(t, psd[i][j], sq[i][j], 1e-10)
-		}
-	}
-}
-
 // gaussianSet draws n rows of d correlated Gaussian features.
 func gaussianSet(r *rand.Rand, n, d int, shift float64) [][]float64 {
 	set := make([][]float64, n)

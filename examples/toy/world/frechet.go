@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/onestepvideo/osv-go/osv/fvd"
 )
 
 // checkSet returns the common row length of a non-empty set of finite
@@ -67,46 +69,18 @@ func moments(set [][]float64, d int) ([]float64, [][]float64) {
 }
 
 // Frechet returns the Fréchet distance between the Gaussians fitted to two
-// sets of feature vectors (one row per clip):
-//
-//	|μa−μb|² + Tr(Σa + Σb − 2(Σa^½ Σb Σa^½)^½)
-//
-// with sample covariances (divided by n-1; a set of one row has zero
-// covariance). The symmetric square roots come from a Jacobi eigenvalue
-// decomposition, with tiny negative eigenvalues clamped to 0, and a
-// negative result from rounding is clamped to 0. It fails when a set is
-// empty, when the rows do not all have the same length or when a value is
-// not finite.
+// sets of feature vectors (one row per clip), as osv/fvd computes it for
+// FVD (fvd.Distance: sample covariances divided by n-1, the matrix square
+// root through libtorch's linalg in float64; sets of one row compare their
+// means alone), with a negative result from rounding clamped to 0. It
+// fails when a set is empty, when the rows do not all have the same length
+// or when a value is not finite.
 func Frechet(a, b [][]float64) (float64, error) {
-	da, err := checkSet("a", a)
+	d, err := fvd.Distance(a, b)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("world: %w", err)
 	}
-	db, err := checkSet("b", b)
-	if err != nil {
-		return 0, err
-	}
-	if da != db {
-		return 0, fmt.Errorf("world: feature sets have vectors of %d and %d values", da, db)
-	}
-	d := da
-	muA, covA := moments(a, d)
-	muB, covB := moments(b, d)
-
-	var dist float64
-	for j := 0; j < d; j++ {
-		diff := muA[j] - muB[j]
-		dist += diff * diff
-		dist += covA[j][j] + covB[j][j]
-	}
-	rootA := symSqrt(covA)
-	inner := mul(mul(rootA, covB), rootA)
-	symmetrize(inner)
-	vals, _ := jacobiEigen(inner)
-	for _, v := range vals {
-		dist -= 2 * math.Sqrt(max(v, 0))
-	}
-	return max(dist, 0), nil
+	return max(d, 0), nil
 }
 
 // Standardize returns copies of sets in which every feature has had the
@@ -192,125 +166,4 @@ func newMatrix(d int) [][]float64 {
 		m[i] = make([]float64, d)
 	}
 	return m
-}
-
-// mul returns the product of two square matrices.
-func mul(a, b [][]float64) [][]float64 {
-	d := len(a)
-	c := newMatrix(d)
-	for i := 0; i < d; i++ {
-		for k := 0; k < d; k++ {
-			aik := a[i][k]
-			if aik == 0 {
-				continue
-			}
-			for j := 0; j < d; j++ {
-				c[i][j] += aik * b[k][j]
-			}
-		}
-	}
-	return c
-}
-
-// symmetrize replaces m by (m + mᵀ)/2.
-func symmetrize(m [][]float64) {
-	for i := range m {
-		for j := i + 1; j < len(m); j++ {
-			v := (m[i][j] + m[j][i]) / 2
-			m[i][j], m[j][i] = v, v
-		}
-	}
-}
-
-// symSqrt returns the square root V diag(√max(λ, 0)) Vᵀ of a symmetric
-// positive semi-definite matrix.
-func symSqrt(m [][]float64) [][]float64 {
-	vals, vecs := jacobiEigen(m)
-	d := len(m)
-	r := newMatrix(d)
-	for k := 0; k < d; k++ {
-		s := math.Sqrt(max(vals[k], 0))
-		if s == 0 {
-			continue
-		}
-		for i := 0; i < d; i++ {
-			vik := vecs[i][k] * s
-			for j := 0; j < d; j++ {
-				r[i][j] += vik * vecs[j][k]
-			}
-		}
-	}
-	return r
-}
-
-// jacobiEigen diagonalises the symmetric matrix m with cyclic Jacobi
-// rotations, leaving m unchanged. It returns the eigenvalues and the matrix
-// whose column k is the unit eigenvector of eigenvalue k.
-func jacobiEigen(m [][]float64) ([]float64, [][]float64) {
-	d := len(m)
-	a := newMatrix(d)
-	v := newMatrix(d)
-	var norm float64
-	for i := 0; i < d; i++ {
-		copy(a[i], m[i])
-		v[i][i] = 1
-		for j := 0; j < d; j++ {
-			norm += m[i][j] * m[i][j]
-		}
-	}
-	vals := make([]float64, d)
-	if norm == 0 {
-		return vals, v
-	}
-	// Cyclic Jacobi converges quadratically on finite symmetric input, so
-	// the sweep limit is only a guard.
-	const maxSweeps = 100
-	for sweep := 0; sweep < maxSweeps; sweep++ {
-		var off float64
-		for p := 0; p < d; p++ {
-			for q := p + 1; q < d; q++ {
-				off += a[p][q] * a[p][q]
-			}
-		}
-		if off <= 1e-30*norm {
-			break
-		}
-		for p := 0; p < d; p++ {
-			for q := p + 1; q < d; q++ {
-				apq := a[p][q]
-				if apq == 0 {
-					continue
-				}
-				// Choose the rotation that zeroes a[p][q]: t = tan φ is
-				// the smaller root of t² + 2θt − 1 = 0.
-				theta := (a[q][q] - a[p][p]) / (2 * apq)
-				t := 1 / (math.Abs(theta) + math.Sqrt(theta*theta+1))
-				if theta < 0 {
-					t = -t
-				}
-				c := 1 / math.Sqrt(t*t+1)
-				s := t * c
-				for k := 0; k < d; k++ { // columns p and q of A·J
-					akp, akq := a[k][p], a[k][q]
-					a[k][p] = c*akp - s*akq
-					a[k][q] = s*akp + c*akq
-				}
-				for k := 0; k < d; k++ { // rows p and q of Jᵀ·A·J
-					apk, aqk := a[p][k], a[q][k]
-					a[p][k] = c*apk - s*aqk
-					a[q][k] = s*apk + c*aqk
-				}
-				a[p][q], a[q][p] = 0, 0
-				for k := 0; k < d; k++ { // V·J
-					vkp, vkq := v[k][p], v[k][q]
-					v[k][p] = c*vkp - s*vkq
-					v[k][q] = s*vkp + c*vkq
-				}
-			}
-		}
-	}
-	for i := range vals {
-		vals[i] = a[i][i]
-	}
-	return vals, v
 }
