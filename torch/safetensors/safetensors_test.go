@@ -134,12 +134,20 @@ func TestWriteErrors(t *testing.T) {
 		{"empty name", []Tensor{{Name: "", DType: U8, Shape: []int64{1}, Data: seq(1)}}, "empty name"},
 		{"reserved", []Tensor{{Name: "__metadata__", DType: U8, Shape: []int64{1}, Data: seq(1)}}, "reserved"},
 		{"negative", []Tensor{{Name: "w", DType: U8, Shape: []int64{-1}, Data: nil}}, "negative dimension"},
+		// JSON would store these as U+FFFD: the tensor under another name.
+		{"name not UTF-8", []Tensor{{Name: "w\xa8", DType: U8, Shape: []int64{1}, Data: seq(1)}}, `tensor name "w\xa8" is not valid UTF-8`},
+		{"metadata key not UTF-8", []Tensor{{Name: "w", DType: U8, Shape: []int64{1}, Data: seq(1)}}, `metadata "k\xff": "v" is not valid UTF-8`},
+		{"metadata value not UTF-8", []Tensor{{Name: "w", DType: U8, Shape: []int64{1}, Data: seq(1)}}, `metadata "k": "v\xff" is not valid UTF-8`},
+	}
+	metadata := map[string]map[string]string{
+		"metadata key not UTF-8":   {"k\xff": "v"},
+		"metadata value not UTF-8": {"k": "v\xff"},
 	}
 	dir := t.TempDir()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, c.name+".safetensors")
-			err := Write(path, c.tensors, nil)
+			err := Write(path, c.tensors, metadata[c.name])
 			require.ErrorContains(t, err, c.want)
 			require.True(t, strings.HasPrefix(err.Error(), "safetensors: "), err.Error())
 			_, statErr := os.Stat(path)

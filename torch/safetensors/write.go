@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"unicode/utf8"
 )
 
 // Tensor is one tensor to be written by Write.
@@ -31,7 +32,8 @@ type headerEntry struct {
 // the order given; the header has sorted keys and is padded with spaces to
 // a multiple of 8 bytes. The file is written to path+".tmp", synced and
 // renamed into place, so that path holds either the old file or the whole
-// new one. An empty, reserved or duplicate name, an unknown dtype, a
+// new one. An empty, reserved or duplicate name, a name or metadata that
+// is not valid UTF-8 (JSON would store it altered), an unknown dtype, a
 // negative dimension, Data of the wrong length, a header above
 // MaxHeaderSize and a failed write are errors naming the path; then
 // path+".tmp" is removed.
@@ -58,6 +60,9 @@ func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) 
 		if t.Name == metadataKey {
 			return nil, fmt.Errorf("tensor name %q is reserved", t.Name)
 		}
+		if !utf8.ValidString(t.Name) {
+			return nil, fmt.Errorf("tensor name %q is not valid UTF-8", t.Name)
+		}
 		if _, dup := entries[t.Name]; dup {
 			return nil, fmt.Errorf("duplicate tensor name %q", t.Name)
 		}
@@ -78,6 +83,11 @@ func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) 
 		}
 		entries[t.Name] = headerEntry{DType: t.DType, Shape: shape, DataOffsets: [2]int64{offset, offset + want}}
 		offset += want
+	}
+	for k, v := range metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, fmt.Errorf("metadata %q: %q is not valid UTF-8", k, v)
+		}
 	}
 	if len(metadata) > 0 {
 		entries[metadataKey] = metadata
