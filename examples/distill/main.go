@@ -22,6 +22,16 @@
 // its losses to OUT/metrics.jsonl and prints a progress line; at the end
 // OUT/loss.svg plots the losses and OUT/export holds the student as a peft
 // LoRA (export/lora) and as a merged diffusers UNet (export/unet).
+//
+// FVD on a held-out set: -fvd-detector i3d_torchscript.pt -fvd-data
+// VIDEOS|CSV [-fvd-every N] [-fvd-clips 64] [-fvd-steps 1] generates a clip
+// from the first frame of each held-out video (decoded as the training
+// data) with the student (the consistency sampler on the training grid,
+// -fvd-steps steps) every N steps (-save-every by default) and at the end,
+// and appends {"step", "fvd", "fvd_clips", "fvd_seconds"} to
+// OUT/metrics.jsonl (osv/fvd: StyleGAN-V's detector and statistics). Rank
+// 0 evaluates while the other ranks wait at a barrier (within
+// -dist-timeout).
 package main
 
 import (
@@ -68,6 +78,8 @@ type flags struct {
 	nproc                                                     int
 	backend                                                   string
 	distTimeout                                               time.Duration
+	fvdDetector, fvdData                                      string
+	fvdEvery, fvdClips, fvdSteps                              int
 }
 
 func parse(args []string, stderr io.Writer) (flags, error) {
@@ -95,6 +107,11 @@ func parse(args []string, stderr io.Writer) (flags, error) {
 	fs.IntVar(&f.nproc, "nproc", 0, "start this many local processes, one data-parallel rank each")
 	fs.StringVar(&f.backend, "backend", "", "data-parallel backend: nccl or gloo (default: nccl on CUDA, gloo on the CPU)")
 	fs.DurationVar(&f.distTimeout, "dist-timeout", 10*time.Minute, "how long a rank waits for the others before it fails")
+	fs.StringVar(&f.fvdDetector, "fvd-detector", "", "evaluate FVD with this I3D TorchScript file (StyleGAN-V's i3d_torchscript.pt)")
+	fs.StringVar(&f.fvdData, "fvd-data", "", "held-out videos for FVD: a folder or an OpenVid-1M CSV")
+	fs.IntVar(&f.fvdEvery, "fvd-every", 0, "evaluate FVD every this many steps (default: -save-every)")
+	fs.IntVar(&f.fvdClips, "fvd-clips", 64, "held-out clips FVD uses at most")
+	fs.IntVar(&f.fvdSteps, "fvd-steps", 1, "the student's sampling steps for FVD")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -115,6 +132,13 @@ func parse(args []string, stderr io.Writer) (flags, error) {
 		return f, fmt.Errorf("-backend %q: want nccl or gloo", f.backend)
 	case f.distTimeout <= 0:
 		return f, fmt.Errorf("-dist-timeout %v must be positive", f.distTimeout)
+	case (f.fvdDetector == "") != (f.fvdData == ""):
+		return f, fmt.Errorf("-fvd-detector and -fvd-data go together")
+	case f.fvdEvery < 0 || f.fvdClips < 2 || f.fvdSteps < 1:
+		return f, fmt.Errorf("-fvd-every %d, -fvd-clips %d, -fvd-steps %d: want ≥ 0, ≥ 2 and ≥ 1", f.fvdEvery, f.fvdClips, f.fvdSteps)
+	}
+	if f.fvdEvery == 0 {
+		f.fvdEvery = f.saveEvery
 	}
 	if f.cache == "" {
 		f.cache = filepath.Join(f.out, "cache")
@@ -275,11 +299,18 @@ func train(ctx context.Context, f flags, cfg osv.TrainConfig, pg *torch.ProcessG
 		return os.WriteFile(worldPath, b, 0o644)
 	}
 	var logf *osv.MetricsLog
+	var eval *fvdEval
 	if lead {
 		if logf, err = osv.OpenMetricsLog(filepath.Join(f.out, "metrics.jsonl")); err != nil {
 			return err
 		}
 		defer logf.Close()
+		if f.fvdDetector != "" {
+			if eval, err = newFVDEval(ctx, f, cfg, u, stderr); err != nil {
+				return err
+			}
+			defer eval.Close()
+		}
 	}
 
 	dev, _ := torch.ParseDevice(f.device)
@@ -296,7 +327,13 @@ func train(ctx context.Context, f flags, cfg osv.TrainConfig, pg *torch.ProcessG
 			save() // keep what was learnt before the failure
 			return err
 		}
+		evalNow := f.fvdDetector != "" && (tr.Steps()%int64(f.fvdEvery) == 0 || tr.Steps() == int64(f.steps))
 		if !lead {
+			if evalNow && pg != nil {
+				if err := pg.Barrier(); err != nil { // rank 0 evaluates FVD
+					return err
+				}
+			}
 			continue
 		}
 		if err := logf.Write(m); err != nil {
@@ -310,6 +347,23 @@ func train(ctx context.Context, f flags, cfg osv.TrainConfig, pg *torch.ProcessG
 		if tr.Steps()%int64(f.saveEvery) == 0 {
 			if err := save(); err != nil {
 				return err
+			}
+		}
+		if evalNow {
+			switch rec, err := eval.evaluate(ctx, tr, tr.Steps()); {
+			case err != nil && ctx.Err() != nil: // interrupted: the loop stops at its next check
+			case err != nil:
+				return err
+			default:
+				if err := logf.Write(rec); err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "step %d  fvd %.4g  (%d held-out clips, %.1f s)\n", rec.Step, rec.FVD, rec.Clips, rec.Seconds)
+			}
+			if pg != nil {
+				if err := pg.Barrier(); err != nil {
+					return err
+				}
 			}
 		}
 	}
