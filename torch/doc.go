@@ -12,8 +12,9 @@
 // Scope.Drop, Scope.Close; Tensor.Free, Tensor.Released and the accessors
 // Tensor.Shape, Dim, Size, Numel, DType, Device, Strides.
 //
-// Go data in and out: FromFloat32, FromUint8, Zeros, Full, Arange;
-// Tensor.Float32s, Tensor.Item; Tensor.To for a dtype or a device.
+// Go data in and out: FromFloat32, FromFloat64, FromUint8, Zeros, Full,
+// Arange; Tensor.Float32s, Tensor.Float64s, Tensor.Item; Tensor.To for a
+// dtype or a device.
 //
 // Operations, all methods of *Scope: elementwise (Add, Sub, Mul, Div, Pow,
 // Maximum, Minimum, the *Scalar forms, RSub, RDiv, ClampMin, ClampMax, Neg,
@@ -23,8 +24,8 @@
 // Transpose, Expand, Slice, Select, Chunk, Cat, RepeatInterleave,
 // Contiguous, ChannelsLast, Clone, Detach, Cast), new tensors like another
 // (Scalar, Filled), layers (Matmul, Linear, Conv, GroupNorm, LayerNorm,
-// SDPA, UpsampleNearest, Interpolate, Pad, PixelShuffle) and fused ones
-// (GroupNormAct, Residual, GEGLU).
+// SDPA, UpsampleNearest, Interpolate, Pad, PixelShuffle), fused ones
+// (GroupNormAct, Residual, GEGLU) and linear algebra (EigH, EigvalsH).
 //
 // Autograd: Tensor.SetRequiresGrad, Tensor.RequiresGrad, Backward,
 // Tensor.Grad, Tensor.ZeroGrad, ZeroGrads; Scope.Detach stops a gradient.
@@ -55,6 +56,11 @@
 // Parameter sets and model options: NewParams (Params.Add, Register,
 // Ignore, Load, Init, InitRandom, Free), Param, Init; ModelOption,
 // WithDevice, WithDType, WithSeed, NewModelOptions.
+//
+// TorchScript: LoadScriptModule reads a file torch.jit.save wrote;
+// ScriptModule.Signature describes a method, ScriptModule.Call runs one
+// (tensors by position, bool, int and float arguments by name), without
+// recording gradients.
 //
 // gotorch: ToGotorch, FromGotorch, Release.
 //
