@@ -19,7 +19,7 @@ torch::jit::Module& module_ref(osv_module* m) {
   return m->mod;
 }
 
-const torch::jit::Method method_of(torch::jit::Module& mod, const char* name) {
+torch::jit::Method method_of(torch::jit::Module& mod, const char* name) {
   if (name == nullptr) throw std::invalid_argument("null method name");
   auto found = mod.find_method(name);
   if (!found) {
@@ -77,7 +77,7 @@ char* osv_script_call(osv_module* m, const char* method, osv_tensor** args, int 
                       const int* kw_kinds, const double* kw_values, int nkw, osv_tensor** out) {
   OSV_TRY
   auto& mod = module_ref(m);
-  const torch::jit::Method fn = method_of(mod, method);
+  torch::jit::Method fn = method_of(mod, method);
   std::vector<c10::IValue> stack;
   stack.reserve(static_cast<size_t>(nargs));
   for (int i = 0; i < nargs; i++) stack.emplace_back(osv::ref(args[i]));
