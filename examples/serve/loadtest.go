@@ -44,6 +44,8 @@ type roundResult struct {
 	Latency   []time.Duration
 	Elapsed   time.Duration
 	RSS       int64 // resident memory after the round (after a GC)
+	Heap      int64 // Go heap in use after the round (after a GC)
+	Routines  int   // goroutines after the round
 	Tensors   int64 // live native tensors after the round
 	GPU       int64 // GPU memory allocated after the round
 	GenSum    float64
@@ -59,6 +61,8 @@ type loadReport struct {
 	Sampler, Size, Device     string
 	TensorsBefore, RSSBefore  int64
 	RSSWarm, GPUBefore        int64
+	HeapWarm                  int64
+	RoutinesWarm              int
 	WarmUp                    time.Duration
 	Rounds                    []roundResult
 	GPUPeak                   int64
@@ -70,7 +74,32 @@ type loadReport struct {
 func settle() int64 {
 	runtime.GC()
 	debug.FreeOSMemory()
+	trimNative()
 	return residentMemory()
+}
+
+// goroutinesDown is the goroutine count once the connections just
+// closed have ended: it waits up to a second for it to reach want (0:
+// for it to stop falling).
+func goroutinesDown(want int) int {
+	n := runtime.NumGoroutine()
+	for range 100 {
+		time.Sleep(10 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if (want > 0 && m <= want) || (want == 0 && m == n) {
+			return m
+		}
+		n = m
+	}
+	return n
+}
+
+// goHeap is the Go heap in use after a collection.
+func goHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // runLoad measures s through url: one warm-up request, then the rounds.
@@ -96,7 +125,9 @@ func runLoad(ctx context.Context, s *server, url string, spec loadSpec) (*loadRe
 		return nil, fmt.Errorf("warm-up request: status %d %s %v", code, msg, err)
 	}
 	rep.WarmUp = time.Since(t0)
-	rep.RSSWarm = settle()
+	client.CloseIdleConnections()
+	rep.RoutinesWarm = goroutinesDown(0)
+	rep.RSSWarm, rep.HeapWarm = settle(), goHeap()
 	for range spec.Rounds {
 		s.m.mu.Lock()
 		sum0, n0 := s.m.generation.sum, s.m.generation.n
@@ -106,7 +137,8 @@ func runLoad(ctx context.Context, s *server, url string, spec loadSpec) (*loadRe
 		r.GenSum, r.GenCount = s.m.generation.sum-sum0, s.m.generation.n-n0
 		s.m.mu.Unlock()
 		client.CloseIdleConnections()
-		r.RSS, r.Tensors, r.GPU = settle(), torch.Live(), gpuAllocated(s)
+		r.Routines = goroutinesDown(rep.RoutinesWarm)
+		r.RSS, r.Heap, r.Tensors, r.GPU = settle(), goHeap(), torch.Live(), gpuAllocated(s)
 		rep.Rounds = append(rep.Rounds, r)
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("the load test ran past its limit of %s", spec.Limit)
@@ -257,8 +289,8 @@ func (rep *loadReport) markdown() string {
 	sp := rep.Spec
 	fmt.Fprintf(&b, "%d requests a round from %d clients, %d rounds (a client waits %s after a 503); queue %d, workers %d; sampler %s, %s on %s.\n\n",
 		sp.Requests, sp.Clients, sp.Rounds, sp.Backoff, rep.Queue, rep.Workers, rep.Sampler, rep.Size, rep.Device)
-	fmt.Fprintf(&b, "| round | requests | 200 | 503 | other | p50 (200) | p95 (200) | 200s/s | mean generation | live tensors after | RSS after |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| round | requests | 200 | 503 | other | p50 (200) | p95 (200) | 200s/s | mean generation | live tensors after | RSS after | Go heap after | goroutines after |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var all []time.Duration
 	var ok, busy, other int
 	var elapsed time.Duration
@@ -267,8 +299,8 @@ func (rep *loadReport) markdown() string {
 		if r.GenCount > 0 {
 			gen = ms(time.Duration(r.GenSum / float64(r.GenCount) * float64(time.Second)))
 		}
-		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %s | %s | %.2f | %s | %d | %s |\n", i+1, r.ReqCount, r.OK, r.Busy, r.others(),
-			ms(percentile(r.Latency, 50)), ms(percentile(r.Latency, 95)), float64(r.OK)/r.Elapsed.Seconds(), gen, r.Tensors, mib(r.RSS))
+		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %s | %s | %.2f | %s | %d | %s | %s | %d |\n", i+1, r.ReqCount, r.OK, r.Busy, r.others(),
+			ms(percentile(r.Latency, 50)), ms(percentile(r.Latency, 95)), float64(r.OK)/r.Elapsed.Seconds(), gen, r.Tensors, mib(r.RSS), mib(r.Heap), r.Routines)
 		all = append(all, r.Latency...)
 		ok, busy, other, elapsed = ok+r.OK, busy+r.Busy, other+r.others(), elapsed+r.Elapsed
 	}
@@ -276,8 +308,8 @@ func (rep *loadReport) markdown() string {
 	fmt.Fprintf(&b, "\nIn all: %d requests, %d answered 200, %d answered 503, %d other; p50 %s, p95 %s; %.2f videos/s.\n",
 		ok+busy+other, ok, busy, other, ms(percentile(all, 50)), ms(percentile(all, 95)), float64(ok)/elapsed.Seconds())
 	last := rep.Rounds[len(rep.Rounds)-1]
-	fmt.Fprintf(&b, "Live native tensors: %d before, %d after. Resident memory: %s before, %s after the warm-up request (%s), %s after round 1, %s after round %d.\n",
-		rep.TensorsBefore, last.Tensors, mib(rep.RSSBefore), mib(rep.RSSWarm), ms(rep.WarmUp), mib(rep.Rounds[0].RSS), mib(last.RSS), len(rep.Rounds))
+	fmt.Fprintf(&b, "Live native tensors: %d before, %d after. Resident memory: %s before, %s after the warm-up request (%s), %s after round 1, %s after round %d; Go heap %s after the warm-up, %s after round %d; goroutines %d after the warm-up.\n",
+		rep.TensorsBefore, last.Tensors, mib(rep.RSSBefore), mib(rep.RSSWarm), ms(rep.WarmUp), mib(rep.Rounds[0].RSS), mib(last.RSS), len(rep.Rounds), mib(rep.HeapWarm), mib(last.Heap), len(rep.Rounds), rep.RoutinesWarm)
 	if rep.GPUPeak > 0 {
 		fmt.Fprintf(&b, "GPU memory allocated: %s before, %s after; peak %s.\n", mib(rep.GPUBefore), mib(last.GPU), mib(rep.GPUPeak))
 	}
@@ -341,7 +373,7 @@ func (s *server) selfLoadTest(ctx context.Context, o *options, stdout io.Writer)
 	go func() { served <- s.serve(sctx, ln, o.shutdownTimeout) }()
 	d := s.cfg.defaults
 	rep, err := runLoad(ctx, s, "http://"+ln.Addr().String(), loadSpec{
-		Requests: o.loadtest, Clients: o.clients, Rounds: o.rounds, Backoff: 100 * time.Millisecond,
+		Requests: o.loadtest, Clients: o.clients, Rounds: o.rounds, Backoff: 250 * time.Millisecond,
 		Limit: time.Duration(o.rounds) * 30 * time.Minute, Image: testPicture(d.Width, d.Height),
 	})
 	stop()

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,7 @@ type server struct {
 	log      *log.Logger
 	page     *template.Template
 	decoding chan struct{} // bounds the uploads decoded at once
+	pipeline chan struct{} // held by the worker whose job is generating
 
 	base     context.Context // every job's context descends from it
 	stop     context.CancelCauseFunc
@@ -127,7 +129,7 @@ func newServer(p *osv.Pipeline, cfg serverConfig, logger *log.Logger) (*server, 
 	}
 	s := &server{
 		cfg: cfg, pipe: p, generate: p.Generate, q: newQueue(cfg.queue), m: newMetrics(), log: logger, page: page,
-		decoding: make(chan struct{}, max(2, cfg.workers)), jobs: map[string]*job{},
+		decoding: make(chan struct{}, max(2, cfg.workers)), pipeline: make(chan struct{}, 1), jobs: map[string]*job{},
 	}
 	s.base, s.stop = context.WithCancelCause(context.Background())
 	for range cfg.workers {
@@ -443,9 +445,13 @@ func (s *server) failure(j *job, err error) *apiError {
 	}
 }
 
-// work runs jobs until the queue closes.
+// work runs jobs until the queue closes, on an OS thread of its own: the
+// native library's per-thread state and allocator caches stay with the
+// worker instead of spreading over every thread the Go scheduler has.
 func (s *server) work() {
 	defer s.workers.Done()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for {
 		j := s.q.take()
 		if j == nil {
@@ -462,11 +468,20 @@ func (s *server) runJob(j *job) {
 		j.finish(nil, "", s.failure(j, j.ctx.Err()))
 		return
 	}
+	// The pipeline runs one call at a time: wait for it here, so that the
+	// job reads as running, and its time counts, only once it runs.
+	select {
+	case s.pipeline <- struct{}{}:
+	case <-j.ctx.Done():
+		fail := s.failure(j, j.ctx.Err())
+		s.m.generated(outcomeOf(fail), 0)
+		j.finish(nil, "", fail)
+		return
+	}
 	j.update(func() { j.state = stateRunning })
 	t0 := time.Now()
-	o := j.p.options(s.cfg.sampler)
-	o.Progress = func(step, total int) { j.update(func() { j.step, j.total = step, total }) }
-	v, err := s.generate(j.ctx, j.img, o)
+	v, err := s.runPipeline(j)
+	<-s.pipeline
 	took := time.Since(t0)
 	if err != nil {
 		fail := s.failure(j, err)
@@ -474,15 +489,23 @@ func (s *server) runJob(j *job) {
 		j.finish(nil, "", fail)
 		return
 	}
+	frames := v.Frames
 	osv.Release(v.Tensor)
 	s.m.generated("ok", took)
 	j.update(func() { j.state, j.genTime = stateEncoding, took })
-	video, ctype, err := encode(v.Frames, j.p)
+	video, ctype, err := encode(frames, j.p)
 	if err != nil {
 		j.finish(nil, "", &apiError{status: http.StatusInternalServerError, msg: "encoding the video failed: " + oneLine(err)})
 		return
 	}
 	j.finish(video, ctype, nil)
+}
+
+// runPipeline is the Generate call of j, reporting its steps.
+func (s *server) runPipeline(j *job) (*osv.Video, error) {
+	o := j.p.options(s.cfg.sampler)
+	o.Progress = func(step, total int) { j.update(func() { j.step, j.total = step, total }) }
+	return s.generate(j.ctx, j.img, o)
 }
 
 // outcomeOf names a failure for the metrics.
