@@ -220,12 +220,12 @@ func TestLoadBackboneRejectsBadInput(t *testing.T) {
 		name, dir string
 		want      []string
 	}{
-		{"missing folder", filepath.Join(t.TempDir(), "nope"), []string{"nope"}},
-		{"bad json", backboneDir(t, `{"hidden_size": `, nil), []string{"config.json"}},
+		{"missing folder", filepath.Join(t.TempDir(), "nope"), []string{"nope", "no such file"}},
+		{"bad json", backboneDir(t, `{"hidden_size": `, nil), []string{"config.json", "unexpected end of JSON input"}},
 		{"heads do not divide", backboneDir(t, `{"hidden_size": 32, "num_attention_heads": 5}`, nil), []string{"config.json", "num_attention_heads 5"}},
 		{"unknown activation", backboneDir(t, `{"hidden_act": "relu6"}`, nil), []string{"hidden_act \"relu6\""}},
 		{"no weights", noWeights, []string{"holds no weights"}},
-		{"truncated weights", backboneDir(t, "", weights[:len(weights)-64]), []string{"model.safetensors"}},
+		{"truncated weights", backboneDir(t, "", weights[:len(weights)-64]), []string{"model.safetensors", "run past the end of the data region"}},
 		{"missing and mis-shaped keys", backboneDir(t, "", editedBytes), []string{
 			"missing keys: embeddings.mask_token", "layernorm.bias: checkpoint [2 16], model [32]"}},
 		{"config of another size", backboneDir(t, `{"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "patch_size": 4, "image_size": 32}`, nil),

@@ -41,7 +41,7 @@ type Cond struct {
 // levels sigma ([B] or a scalar, σ > 0), owned by the caller.
 func (d *Denoiser) Denoise(x, sigma gotorch.Tensor, c Conditioning) (out gotorch.Tensor, err error) {
 	defer torch.Recover(&err)
-	if d == nil || d.UNet == nil || d.UNet.params == nil {
+	if d == nil || d.UNet.Closed() {
 		return gotorch.Tensor{}, errClosed
 	}
 	s := torch.NewScope()

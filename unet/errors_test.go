@@ -60,6 +60,21 @@ func TestLoadRejectsBadInput(t *testing.T) {
 	noConfig := t.TempDir()
 	badConfig := unetDir(t, nil)
 	require.NoError(t, os.WriteFile(filepath.Join(badConfig, "config.json"), []byte(`{"block_out_channels": [30]}`), 0o644))
+	notJSON := unetDir(t, nil)
+	require.NoError(t, os.WriteFile(filepath.Join(notJSON, "config.json"), []byte(`{`), 0o644))
+	// The fixture's config with its first block's channels not a multiple
+	// of GroupNorm's 32 groups.
+	var cfg map[string]any
+	raw, err := os.ReadFile(fixture.Path("pipeline", "unet", "config.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &cfg))
+	channels, ok := cfg["block_out_channels"].([]any)
+	require.True(t, ok, "the fixture's block_out_channels")
+	channels[0] = 30
+	raw, err = json.Marshal(cfg)
+	require.NoError(t, err)
+	badChannels := unetDir(t, nil)
+	require.NoError(t, os.WriteFile(filepath.Join(badChannels, "config.json"), raw, 0o644))
 	noWeights := unetDir(t, nil)
 	require.NoError(t, os.Remove(filepath.Join(noWeights, "diffusion_pytorch_model.safetensors")))
 
@@ -69,13 +84,15 @@ func TestLoadRejectsBadInput(t *testing.T) {
 	}{
 		{"missing folder", filepath.Join(t.TempDir(), "nope"), []string{"nope", "no such file"}},
 		{"missing config", noConfig, []string{"config.json", "no such file"}},
-		{"invalid config", badConfig, []string{"config.json", "block_out_channels"}},
+		{"config not JSON", notJSON, []string{"config.json", "unexpected end of JSON input"}},
+		{"block types missing", badConfig, []string{"config.json", "0 down and 0 up block types for 1 block_out_channels"}},
+		{"channels not a multiple of 32", badChannels, []string{"config.json", "block_out_channels[0] = 30 must be a positive multiple of 32"}},
 		{"no weights", noWeights, []string{"holds no weights"}},
-		{"truncated weights", unetDir(t, fixtureWeights[:len(fixtureWeights)-100]), []string{"diffusion_pytorch_model.safetensors"}},
-		{"header length past the end", unetDir(t, binary.LittleEndian.AppendUint64(nil, 1<<20)), []string{"diffusion_pytorch_model.safetensors", "header"}},
+		{"truncated weights", unetDir(t, fixtureWeights[:len(fixtureWeights)-100]), []string{"diffusion_pytorch_model.safetensors", "run past the end of the data region"}},
+		{"header length past the end", unetDir(t, binary.LittleEndian.AppendUint64(nil, 1<<20)), []string{"diffusion_pytorch_model.safetensors", "header length 1048576 runs past the end of the file"}},
 		{"offsets out of range", unetDir(t, rawSafetensors(t, map[string]any{
 			"conv_in.bias": map[string]any{"dtype": "F32", "shape": []int{32}, "data_offsets": []int{0, 128}},
-		}, make([]byte, 64))), []string{"conv_in.bias"}},
+		}, make([]byte, 64))), []string{"conv_in.bias", "data_offsets [0, 128] run past the end of the data region (64 bytes)"}},
 		{"unknown dtype", unetDir(t, rawSafetensors(t, map[string]any{
 			"conv_in.bias": map[string]any{"dtype": "Q7", "shape": []int{32}, "data_offsets": []int{0, 128}},
 		}, make([]byte, 128))), []string{"conv_in.bias", "Q7"}},
@@ -142,7 +159,9 @@ func TestForwardLeaksNothing(t *testing.T) {
 	require.NoError(t, m.Close())
 	require.Equal(t, start, torch.Live(), "native tensors leaked by Load, Forward and Close")
 	_, err = m.Forward(in["sample"], in["timestep"], in["encoder_hidden_states"], in["added_time_ids"])
-	require.Error(t, err, "forward after Close")
+	require.ErrorIs(t, err, errClosed, "forward after Close")
+	_, err = (&Denoiser{UNet: m}).Denoise(in["sample"], in["timestep"], Conditioning{})
+	require.ErrorIs(t, err, errClosed, "denoise after Close")
 	require.Equal(t, start, torch.Live())
 }
 

@@ -15,7 +15,7 @@ import (
 // must be on the model's device; they are cast to its dtype.
 func (m *Model) Forward(sample, timestep, encoderHiddenStates, addedTimeIDs gotorch.Tensor) (out gotorch.Tensor, err error) {
 	defer torch.Recover(&err)
-	if m == nil || m.params == nil {
+	if m.Closed() {
 		return gotorch.Tensor{}, errClosed
 	}
 	s := torch.NewScope()

@@ -75,9 +75,9 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"unknown activation", encoderDir(t, []byte(`{"hidden_act": "relu"}`), nil), []string{"config.json", `hidden_act "relu"`}},
 		{"heads do not divide width", encoderDir(t, []byte(`{"hidden_size": 30, "num_attention_heads": 4}`), nil), []string{"config.json", "not divisible"}},
 		{"full CLIPConfig", encoderDir(t, []byte(`{"vision_config": {}}`), nil), []string{"config.json", "vision_config"}},
-		{"not json", encoderDir(t, []byte(`{`), nil), []string{"config.json"}},
+		{"not json", encoderDir(t, []byte(`{`), nil), []string{"config.json", "unexpected end of JSON input"}},
 		{"no weights", noWeights, []string{"holds no weights"}},
-		{"truncated weights", truncated, []string{"model.safetensors"}},
+		{"truncated weights", truncated, []string{"model.safetensors", "run past the end of the data region"}},
 		{"missing, unexpected and mis-shaped keys", renamed, []string{
 			"missing keys: " + patch, "unexpected keys: " + patch + "x", "visual_projection.weight: checkpoint [32 64], model [32 32]"}},
 		{"mis-shaped position_ids", badIDs, []string{positionIDs + ": checkpoint [1 7], model [1 50]"}},
@@ -282,13 +282,13 @@ func TestLeaksNothing(t *testing.T) {
 
 	// A failed call releases everything it made.
 	_, err = m.ImageEmbeds(image)
-	require.Error(t, err)
+	require.ErrorContains(t, err, "pixel_values: shape")
 
 	require.NoError(t, m.Close())
 	require.NoError(t, m.Close())
 	require.Equal(t, start, torch.Live(), "native tensors leaked by Load, Preprocess, ImageEmbeds and Close")
 	_, err = m.ImageEmbeds(image)
-	require.ErrorContains(t, err, "closed")
+	require.ErrorIs(t, err, errClosed)
 	require.Equal(t, start, torch.Live())
 }
 

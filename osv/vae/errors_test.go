@@ -65,11 +65,11 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"missing folder", filepath.Join(t.TempDir(), "nope"), []string{"vae", "nope", "no such file"}},
 		{"a file, not a folder", notDir, []string{"is not a folder"}},
 		{"missing config", noConfig, []string{"config.json", "no such file"}},
-		{"config not JSON", vaeDir(t, "{", nil), []string{"config.json"}},
+		{"config not JSON", vaeDir(t, "{", nil), []string{"config.json", "unexpected end of JSON input"}},
 		{"channels not a multiple of 32", vaeDir(t, `{"block_out_channels": [30]}`, nil), []string{"config.json", "block_out_channels[0] = 30"}},
 		{"unknown block type", vaeDir(t, `{"down_block_types": ["AttnDownEncoderBlock2D"]}`, nil), []string{"config.json", "AttnDownEncoderBlock2D"}},
 		{"no weights", noWeights, []string{"holds no weights"}},
-		{"truncated weights", vaeDir(t, "", fixtureBytes[:len(fixtureBytes)-100]), []string{"diffusion_pytorch_model.safetensors"}},
+		{"truncated weights", vaeDir(t, "", fixtureBytes[:len(fixtureBytes)-100]), []string{"diffusion_pytorch_model.safetensors", "run past the end of the data region"}},
 		{"missing, unexpected and mis-shaped keys", vaeDir(t, "", editedBytes), []string{
 			"missing keys: decoder.conv_in.weight", "unexpected keys: decoder.conv_in.weightx", "quant_conv.bias: checkpoint [2 4], model [8]"}},
 	}
