@@ -18,24 +18,54 @@ import (
 	"github.com/onestepvideo/osv-go/torch"
 )
 
-func TestImg2VidWritesAGIF(t *testing.T) {
-	var cfg struct{ Height, Width, NumFrames int }
-	require.NoError(t, fixture.JSON("pipeline", &cfg))
-	out := filepath.Join(t.TempDir(), "clip.gif")
-	var log bytes.Buffer
-	err := run([]string{
-		"-model", fixture.Path("pipeline"), "-image", fixture.Path("io", "pipeline_input.png"), "-out", out,
-		"-width", "128", "-height", "64", "-frames", "3", "-steps", "2", "-seed", "1",
-	}, &log)
-	require.NoError(t, err, log.String())
-	require.Contains(t, log.String(), "step 2/2")
-	f, err := os.Open(out)
+// pipelineCase is the size io/pipeline.json gives the fixture pipeline's
+// video, as flag values and numbers.
+type pipelineCase struct {
+	Width     int `json:"width"`
+	Height    int `json:"height"`
+	NumFrames int `json:"num_frames"`
+}
+
+func readCase(t *testing.T) pipelineCase {
+	t.Helper()
+	var c pipelineCase
+	require.NoError(t, fixture.JSON("pipeline", &c))
+	require.Positive(t, c.Width, "io/pipeline.json: width")
+	require.Positive(t, c.Height, "io/pipeline.json: height")
+	require.Positive(t, c.NumFrames, "io/pipeline.json: num_frames")
+	return c
+}
+
+// size is the -width and -height flags of the case.
+func (c pipelineCase) size() []string {
+	return []string{"-width", strconv.Itoa(c.Width), "-height", strconv.Itoa(c.Height)}
+}
+
+// readGIF decodes a GIF and checks its size and frame count.
+func readGIF(t *testing.T, path string, c pipelineCase) *gif.GIF {
+	t.Helper()
+	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
 	g, err := gif.DecodeAll(f)
 	require.NoError(t, err)
-	require.Len(t, g.Image, 3)
-	require.Equal(t, 128, g.Config.Width)
+	require.Len(t, g.Image, c.NumFrames)
+	require.Equal(t, c.Width, g.Config.Width)
+	require.Equal(t, c.Height, g.Config.Height)
+	return g
+}
+
+func TestImg2VidWritesAGIF(t *testing.T) {
+	c := readCase(t)
+	out := filepath.Join(t.TempDir(), "clip.gif")
+	var log bytes.Buffer
+	err := run(append([]string{
+		"-model", fixture.Path("pipeline"), "-image", fixture.Path("io", "pipeline_input.png"), "-out", out,
+		"-frames", strconv.Itoa(c.NumFrames), "-steps", "2", "-seed", "1",
+	}, c.size()...), &log)
+	require.NoError(t, err, log.String())
+	require.Contains(t, log.String(), "step 2/2")
+	readGIF(t, out, c)
 }
 
 func TestImg2VidRejectsBadInput(t *testing.T) {
@@ -50,7 +80,7 @@ func TestImg2VidRejectsBadInput(t *testing.T) {
 
 	model, img, out := fixture.Path("pipeline"), fixture.Path("io", "pipeline_input.png"), filepath.Join(dir, "o.gif")
 	base := func(extra ...string) []string {
-		return append([]string{"-model", model, "-image", img, "-out", out, "-width", "128", "-height", "64", "-steps", "1"}, extra...)
+		return append(append([]string{"-model", model, "-image", img, "-out", out, "-steps", "1"}, readCase(t).size()...), extra...)
 	}
 	for _, c := range []struct {
 		args []string
@@ -117,11 +147,7 @@ func studentFiles(t *testing.T) (loraDir, stateDict string) {
 
 func TestImg2VidRunsAStudent(t *testing.T) {
 	loraDir, stateDict := studentFiles(t)
-	var cfg struct {
-		NumFrames int `json:"num_frames"`
-	}
-	require.NoError(t, fixture.JSON("pipeline", &cfg))
-	require.Positive(t, cfg.NumFrames)
+	cfg := readCase(t)
 	model, img := fixture.Path("pipeline"), fixture.Path("io", "pipeline_input.png")
 	gifs := map[string]*gif.GIF{}
 	for _, c := range []struct {
@@ -140,7 +166,7 @@ func TestImg2VidRunsAStudent(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "x.gif")
 			var log bytes.Buffer
-			args := append([]string{"-model", model, "-image", img, "-out", out, "-width", "128", "-height", "64", "-frames", strconv.Itoa(cfg.NumFrames), "-seed", "1"}, c.args...)
+			args := append(append([]string{"-model", model, "-image", img, "-out", out, "-frames", strconv.Itoa(cfg.NumFrames), "-seed", "1"}, cfg.size()...), c.args...)
 			require.NoError(t, run(args, &log), log.String())
 			require.Contains(t, log.String(), c.steps)
 			for _, a := range c.args {
@@ -148,15 +174,7 @@ func TestImg2VidRunsAStudent(t *testing.T) {
 					require.Contains(t, log.String(), a, "the log names the student")
 				}
 			}
-			f, err := os.Open(out)
-			require.NoError(t, err)
-			defer f.Close()
-			g, err := gif.DecodeAll(f)
-			require.NoError(t, err)
-			require.Len(t, g.Image, cfg.NumFrames)
-			require.Equal(t, 128, g.Config.Width)
-			require.Equal(t, 64, g.Config.Height)
-			gifs[c.name] = g
+			gifs[c.name] = readGIF(t, out, cfg)
 		})
 	}
 	// The student's adapters change the video.
@@ -202,7 +220,7 @@ func TestImg2VidRejectsBadStudents(t *testing.T) {
 		{[]string{"-max-guidance", "-1"}, []string{"-max-guidance -1"}},
 	} {
 		var log bytes.Buffer
-		args := append([]string{"-model", model, "-image", img, "-out", out, "-width", "128", "-height", "64", "-steps", "1"}, c.args...)
+		args := append(append([]string{"-model", model, "-image", img, "-out", out, "-steps", "1"}, readCase(t).size()...), c.args...)
 		err := run(args, &log)
 		require.Error(t, err, strings.Join(c.args, " "))
 		for _, w := range c.want {

@@ -1,6 +1,7 @@
 package clip
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,6 +44,9 @@ func fixtureWeights(t *testing.T, s *torch.Scope) map[string]*torch.Tensor {
 
 func TestLoadRejectsBadInput(t *testing.T) {
 	start := torch.Live()
+	cfg, err := ReadConfig(fixture.Path("pipeline", "image_encoder"))
+	require.NoError(t, err)
+	positions := (cfg.ImageSize/cfg.PatchSize)*(cfg.ImageSize/cfg.PatchSize) + 1
 	s := torch.NewScope()
 	ws := fixtureWeights(t, s)
 	const patch = "vision_model.embeddings.patch_embedding.weight"
@@ -79,8 +83,9 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"no weights", noWeights, []string{"holds no weights"}},
 		{"truncated weights", truncated, []string{"model.safetensors", "run past the end of the data region"}},
 		{"missing, unexpected and mis-shaped keys", renamed, []string{
-			"missing keys: " + patch, "unexpected keys: " + patch + "x", "visual_projection.weight: checkpoint [32 64], model [32 32]"}},
-		{"mis-shaped position_ids", badIDs, []string{positionIDs + ": checkpoint [1 7], model [1 50]"}},
+			"missing keys: " + patch, "unexpected keys: " + patch + "x",
+			fmt.Sprintf("visual_projection.weight: checkpoint [%d %d], model [%d %d]", cfg.HiddenSize, 2*cfg.ProjectionDim, cfg.ProjectionDim, cfg.HiddenSize)}},
+		{"mis-shaped position_ids", badIDs, []string{fmt.Sprintf("%s: checkpoint [1 7], model [1 %d]", positionIDs, positions)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -229,7 +234,8 @@ func TestRejectsBadImages(t *testing.T) {
 	}{
 		{"rank 3", derive(t, pixels, flat), "pixel_values: shape"},
 		{"four channels", derive(t, pixels, fourChannels), "pixel_values: shape"},
-		{"not image_size", derive(t, pixels, smaller), "pixel_values: shape [1 3 224 223], want [batch, 3, 224, 224]"},
+		{"not image_size", derive(t, pixels, smaller), fmt.Sprintf("pixel_values: shape [1 %d %d %d], want [batch, %d, %d, %d]",
+			m.Config.NumChannels, m.Config.ImageSize, m.Config.ImageSize-1, m.Config.NumChannels, m.Config.ImageSize, m.Config.ImageSize)},
 		{"integer pixels", derive(t, pixels, integer), "pixel_values: dtype int64"},
 		{"unresized image", image, "pixel_values: shape"},
 		{"missing tensor", gotorch.Tensor{}, "pixel_values"},

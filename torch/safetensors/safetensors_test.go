@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/onestepvideo/osv-go/internal/fixture"
 )
 
 // rawFile builds the bytes of a safetensors file from a literal JSON header
@@ -444,23 +446,64 @@ func TestCheckpointErrors(t *testing.T) {
 	require.ErrorContains(t, err, "invalid index JSON")
 }
 
+// The fixture's UNet weights read through File and Checkpoint agree with
+// the file read independently: its JSON header's keys, dtypes, shapes and
+// offsets, its data bytes, and the layout its config gives conv_in.
 func TestFixture(t *testing.T) {
-	path := "../../testdata/svd-tiny/pipeline/unet/diffusion_pytorch_model.safetensors"
+	path := fixture.Path("pipeline", "unet", "diffusion_pytorch_model.safetensors")
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	n := binary.LittleEndian.Uint64(raw[:8])
+	var entries map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(raw[8:8+n], &entries))
+	var md map[string]string
+	require.NoError(t, json.Unmarshal(entries[metadataKey], &md))
+	delete(entries, metadataKey)
+	require.NotEmpty(t, entries)
+
 	f, err := Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	require.Len(t, f.Names(), 1424)
+	require.Len(t, f.Names(), len(entries))
+	require.Equal(t, md, f.Header.Metadata)
 	require.Equal(t, "pt", f.Header.Metadata["format"])
+	for name, e := range entries {
+		var want struct {
+			DType       DType   `json:"dtype"`
+			Shape       []int64 `json:"shape"`
+			DataOffsets []int64 `json:"data_offsets"`
+		}
+		require.NoError(t, json.Unmarshal(e, &want), name)
+		info, ok := f.Info(name)
+		require.True(t, ok, name)
+		require.Equal(t, want.DType, info.DType, name)
+		require.Equal(t, want.Shape, info.Shape, name)
+		require.Equal(t, want.DataOffsets, []int64{info.Begin, info.End}, name)
+		b, err := f.Bytes(name)
+		require.NoError(t, err)
+		start := 8 + int64(n)
+		require.Equal(t, raw[start+want.DataOffsets[0]:start+want.DataOffsets[1]], b, name)
+	}
+
+	// conv_in is [block_out_channels[0], in_channels, 3, 3] float32.
+	var cfg struct {
+		InChannels       int64   `json:"in_channels"`
+		BlockOutChannels []int64 `json:"block_out_channels"`
+	}
+	cb, err := os.ReadFile(fixture.Path("pipeline", "unet", "config.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(cb, &cfg))
+	require.NotEmpty(t, cfg.BlockOutChannels)
 	info, ok := f.Info("conv_in.weight")
 	require.True(t, ok)
 	require.Equal(t, F32, info.DType)
-	require.Equal(t, []int64{32, 8, 3, 3}, info.Shape)
+	require.Equal(t, []int64{cfg.BlockOutChannels[0], cfg.InChannels, 3, 3}, info.Shape)
 	b, err := f.Bytes("conv_in.weight")
 	require.NoError(t, err)
-	require.Len(t, b, 32*8*3*3*4)
+	require.Len(t, b, int(cfg.BlockOutChannels[0]*cfg.InChannels*3*3*4))
 
 	c, err := OpenCheckpoint(path)
 	require.NoError(t, err)
 	defer c.Close()
-	require.Len(t, c.Names(), 1424)
+	require.ElementsMatch(t, f.Names(), c.Names())
 }
