@@ -16,6 +16,7 @@ import (
 	"github.com/onestepvideo/osv-go/osv/clip"
 	"github.com/onestepvideo/osv-go/osv/vae"
 	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/torch"
 	"github.com/onestepvideo/osv-go/unet"
 )
 
@@ -102,7 +103,7 @@ func (b *bench) runPeer(python, script string, groups []string, batches string, 
 	}
 	args := []string{script, "--configs", dir, "--cases", strings.Join(cases, ","), "--batch", batches,
 		"--frames", strconv.FormatInt(b.frames, 10), "--height", strconv.FormatInt(b.h, 10), "--width", strconv.FormatInt(b.w, 10),
-		"--dtype", b.dt.String(), "--warmup", strconv.Itoa(b.warmup), "--runs", strconv.Itoa(b.runs),
+		"--dtype", peerDType(b.dt), "--warmup", strconv.Itoa(b.warmup), "--runs", strconv.Itoa(b.runs),
 		"--pipeline-runs", strconv.Itoa(min(b.runs, 3)), "--pipeline-warmup", "1", "--device", b.dev.String()}
 	if compile {
 		args = append(args, "--compile")
@@ -154,6 +155,17 @@ func (b *bench) attachPeer(cases map[string]peerCase, label string) {
 			r.Ratio = r.MedianMS / med
 		}
 	}
+}
+
+// peerDType is the peer script's name for a dtype.
+func peerDType(d torch.DType) string {
+	switch d {
+	case torch.BFloat16:
+		return "bf16"
+	case torch.Float16:
+		return "fp16"
+	}
+	return "fp32"
 }
 
 // spread is the median, minimum and maximum of runs.

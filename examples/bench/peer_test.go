@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/onestepvideo/osv-go/torch"
 )
 
 func TestAttachPeerMatchesCasesAndRatios(t *testing.T) {
@@ -41,6 +43,12 @@ func TestAttachPeerMatchesCasesAndRatios(t *testing.T) {
 	require.Contains(t, table, "disc fwd+bwd vae-decoded: out of memory\n")
 	require.NotContains(t, table, "more", "errors print their first line")
 	require.True(t, strings.HasSuffix(strings.TrimSpace(table), "(below 1: ours is faster)"))
+}
+
+func TestPeerDTypeNames(t *testing.T) {
+	require.Equal(t, "bf16", peerDType(torch.BFloat16))
+	require.Equal(t, "fp16", peerDType(torch.Float16))
+	require.Equal(t, "fp32", peerDType(torch.Float32))
 }
 
 func captureStdout(t *testing.T, f func()) string {
