@@ -271,6 +271,12 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	if err := t.worldLosses(s, &m); err != nil {
 		return m, err
 	}
+	// A step counts once however many of its updates were skipped.
+	if !m.Skipped {
+		t.nonFinite = 0
+	} else if t.nonFinite++; t.nonFinite >= t.Config.MaxNonFinite {
+		return m, fmt.Errorf("osv: %d training steps in a row with non-finite gradients (step %d); stopping", t.nonFinite, t.step)
+	}
 	return m, nil
 }
 
@@ -355,7 +361,8 @@ func (t *Trainer) judge(s *torch.Scope, x *torch.Tensor) []*torch.Tensor {
 }
 
 // update back-propagates l into params (their old gradients dropped),
-// clips, and steps opt unless the gradient is not finite.
+// clips, and steps opt unless the gradient is not finite (then it sets
+// *skipped; Step counts the non-finite steps).
 func (t *Trainer) update(l *torch.Tensor, params []*torch.Tensor, opt *torch.AdamW, norm *float64, skipped *bool) error {
 	must(torch.ZeroGrads(params))
 	// In a data-parallel world the gradients are averaged over the ranks
@@ -384,13 +391,8 @@ func (t *Trainer) update(l *torch.Tensor, params []*torch.Tensor, opt *torch.Ada
 	*norm = n
 	if !torch.Finite(n) {
 		*skipped = true
-		t.nonFinite++
-		if t.nonFinite >= t.Config.MaxNonFinite {
-			return fmt.Errorf("osv: %d training steps in a row with non-finite gradients (step %d); stopping", t.nonFinite, t.step)
-		}
 		return nil
 	}
-	t.nonFinite = 0
 	return opt.Step()
 }
 
