@@ -93,8 +93,7 @@ func TestTrainerRejectsBadBatches(t *testing.T) {
 		return
 	}
 	cpu := b
-	cpu.ImageEmbeds = s.Contiguous(s.Cast(b.ImageEmbeds, torch.Float32))
-	moved, err := cpu.ImageEmbeds.To(s, torch.Float32, torch.CPU)
+	moved, err := b.ImageEmbeds.To(s, torch.Float32, torch.CPU)
 	require.NoError(t, err)
 	cpu.ImageEmbeds = moved
 	_, err = tr.Step(cpu)
