@@ -48,13 +48,21 @@ func testServer(t *testing.T, args []string, edit func(*serverConfig)) *server {
 	return s
 }
 
-// listen serves s through httptest, closed with the test.
+// listen serves s through httptest, closed with the test (its work
+// cancelled first, so that a failed test does not wait on it).
 func listen(t *testing.T, s *server) *httptest.Server {
 	t.Helper()
 	hs := httptest.NewServer(s.handler())
-	t.Cleanup(hs.Close)
+	t.Cleanup(func() {
+		s.stop(errShutdown)
+		hs.Close()
+	})
 	return hs
 }
+
+// client is the tests' HTTP client: a request that hangs fails the test
+// in a minute rather than holding it.
+var client = &http.Client{Timeout: time.Minute}
 
 // gate is a generateFunc in front of the real one: each call announces
 // itself on started (with its context) and waits for release (or its
@@ -67,6 +75,7 @@ type gate struct {
 	mu      sync.Mutex
 	calls   int
 	opts    []osv.GenerateOptions
+	videos  []*osv.Video // what the real calls returned
 }
 
 func newGate(s *server) *gate {
@@ -86,7 +95,13 @@ func (g *gate) generate(ctx context.Context, img image.Image, o osv.GenerateOpti
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return g.real(ctx, img, o)
+	v, err := g.real(ctx, img, o)
+	if v != nil {
+		g.mu.Lock()
+		g.videos = append(g.videos, v)
+		g.mu.Unlock()
+	}
+	return v, err
 }
 
 func (g *gate) count() int {
@@ -140,7 +155,7 @@ func postForm(ctx context.Context, t *testing.T, url string, img []byte, kv ...s
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/generate", body)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", ctype)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,7 +220,7 @@ func openEvents(ctx context.Context, t *testing.T, url, id string) (*http.Respon
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/generate/"+id+"/events", nil)
 	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
@@ -235,7 +250,7 @@ func get(t *testing.T, url string, header ...string) (*http.Response, []byte) {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -114,9 +114,10 @@ func runLoad(ctx context.Context, s *server, url string, spec loadSpec) (*loadRe
 	defer client.CloseIdleConnections()
 	rep := &loadReport{
 		Spec: spec, Queue: s.cfg.queue, Workers: s.cfg.workers, Sampler: s.cfg.samplerName, Device: s.cfg.device.String(),
-		Size:          fmt.Sprintf("%s×%s, %s frames, %s steps", field(spec, "width", s.cfg.defaults.Width), field(spec, "height", s.cfg.defaults.Height), field(spec, "frames", s.cfg.defaults.Frames), field(spec, "steps", s.cfg.defaults.Steps)),
-		TensorsBefore: torch.Live(), RSSBefore: settle(), GPUBefore: gpuAllocated(s),
+		Size: fmt.Sprintf("%s×%s, %s frames, %s steps", field(spec, "width", s.cfg.defaults.Width), field(spec, "height", s.cfg.defaults.Height),
+			field(spec, "frames", s.cfg.defaults.Frames), field(spec, "steps", s.cfg.defaults.Steps)),
 	}
+	rep.RSSBefore, rep.TensorsBefore, rep.GPUBefore = settle(), torch.Live(), gpuAllocated(s)
 	if s.cfg.device.CUDA {
 		torch.ResetPeakMemory(s.cfg.device)
 	}
@@ -137,8 +138,9 @@ func runLoad(ctx context.Context, s *server, url string, spec loadSpec) (*loadRe
 		r.GenSum, r.GenCount = s.m.generation.sum-sum0, s.m.generation.n-n0
 		s.m.mu.Unlock()
 		client.CloseIdleConnections()
+		r.Tensors = torch.Live()
 		r.Routines = goroutinesDown(rep.RoutinesWarm)
-		r.RSS, r.Heap, r.Tensors, r.GPU = settle(), goHeap(), torch.Live(), gpuAllocated(s)
+		r.RSS, r.Heap, r.GPU = settle(), goHeap(), gpuAllocated(s)
 		rep.Rounds = append(rep.Rounds, r)
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("the load test ran past its limit of %s", spec.Limit)

@@ -36,7 +36,7 @@
 // serves on a loopback port, sends N requests from -clients goroutines
 // (-rounds times), prints the figures and exits:
 //
-//	serve -random -device cuda -dtype bf16 -sampler tts -workers 1 -loadtest 32 -clients 4
+//	serve -random -device cuda -dtype bf16 -sampler tts -queue 8 -workers 1 -loadtest 24 -clients 4 -rounds 1
 package main
 
 import (

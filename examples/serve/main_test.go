@@ -162,7 +162,7 @@ func command(t *testing.T, args ...string) *process {
 
 // busy reports whether a worker of the service at url is running a job.
 func busy(t *testing.T, url string) bool {
-	resp, err := http.Get(url + "/metrics")
+	resp, err := client.Get(url + "/metrics")
 	if err != nil {
 		return false
 	}

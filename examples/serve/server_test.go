@@ -61,6 +61,9 @@ func TestGenerateAnswersWithTheVideo(t *testing.T) {
 	require.Equal(t, uint64(7), o.Seed)
 	require.IsType(t, osv.EulerSampler{}, o.Sampler)
 	require.Equal(t, live, torch.Live(), "a generation leaves no native tensor behind")
+	eventually(t, "the worker done", func() bool { _, r := s.q.depth(); return r == 0 })
+	require.Len(t, g.videos, 1)
+	require.Nil(t, *g.videos[0].Tensor.T, "the service released the result's tensor at once, not leaving it to gotorch's finalizer")
 
 	// Fields left out take the service's defaults: the fixture's size,
 	// one step, MP4 where ffmpeg is there.
@@ -174,7 +177,7 @@ func TestGenerateRefusesBadInputBeforeAnyWork(t *testing.T) {
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", ctype)
 	require.EqualValues(t, 0, req.ContentLength)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -188,7 +191,7 @@ func TestGenerateRefusesBadInputBeforeAnyWork(t *testing.T) {
 		if ct != "" {
 			req.Header.Set("Content-Type", ct)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -199,7 +202,7 @@ func TestGenerateRefusesBadInputBeforeAnyWork(t *testing.T) {
 	req, err = http.NewRequest(http.MethodPost, hs.URL+"/v1/generate", strings.NewReader("--x\r\nContent-Disposition: form-data; name=\"steps\"\r\n\r\n1"))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = client.Do(req)
 	require.NoError(t, err)
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -233,7 +236,7 @@ func TestRoutesAnswerOtherMethodsAndPathsClearly(t *testing.T) {
 	} {
 		req, err := http.NewRequest(c.method, hs.URL+c.path, nil)
 		require.NoError(t, err)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -271,7 +274,7 @@ func TestPageCarriesTheServiceSettings(t *testing.T) {
 	require.Equal(t, s.cfg.mp4, strings.Contains(page, `<option value="mp4">`))
 	req, err := http.NewRequest(http.MethodHead, hs.URL+"/", nil)
 	require.NoError(t, err)
-	head, err := http.DefaultClient.Do(req)
+	head, err := client.Do(req)
 	require.NoError(t, err)
 	head.Body.Close()
 	require.Equal(t, http.StatusOK, head.StatusCode)
@@ -508,7 +511,7 @@ func TestAsyncJobShowsItsPlaceInTheQueue(t *testing.T) {
 	// The second is cancelled: the third moves up.
 	req, err := http.NewRequest(http.MethodDelete, hs.URL+"/v1/generate/"+second, nil)
 	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
