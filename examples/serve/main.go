@@ -264,7 +264,7 @@ func buildPipeline(o *options) (*osv.Pipeline, string, error) {
 // refused, in-flight ones get grace to finish, then their work is
 // cancelled; the workers stop and the pipeline is closed.
 func (s *server) serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	hs := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: s.log}
+	hs := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: s.log}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {

@@ -614,6 +614,9 @@ func (s *server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
 	j.watch(1)
 	defer j.watch(-1)
 	keep := time.NewTicker(s.cfg.keepalive)

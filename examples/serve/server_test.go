@@ -484,6 +484,13 @@ func TestAsyncJobReportsProgressThenServesTheVideo(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &v))
 	require.Equal(t, "done", v.State)
 
+	req, err := http.NewRequest(http.MethodHead, hs.URL+"/v1/generate/"+id+"/events", nil)
+	require.NoError(t, err)
+	head, err := client.Do(req)
+	require.NoError(t, err)
+	head.Body.Close()
+	require.Equal(t, "text/event-stream", head.Header.Get("Content-Type"))
+
 	// A stream opened after the end gives the end at once.
 	_, again := openEvents(context.Background(), t, hs.URL, id)
 	ev := <-again
