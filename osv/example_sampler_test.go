@@ -34,3 +34,22 @@ func ExampleTTSSampler_Levels() {
 	// Output:
 	// step at 700, travel to 15.59
 }
+
+// A command line's -sampler and -schedule flags.
+func ExampleSamplerByName() {
+	for _, c := range [][2]string{{"euler", ""}, {"consistency", "animatelcm"}, {"tts", ""}, {"ddim", ""}, {"consistency", "lcm"}} {
+		s, err := osv.SamplerByName(c[0], c[1])
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		steps, _, maxG := s.Defaults()
+		fmt.Printf("%T: %d steps, guidance up to %g\n", s, steps, maxG)
+	}
+	// Output:
+	// osv.EulerSampler: 25 steps, guidance up to 3
+	// osv.ConsistencySampler: 4 steps, guidance up to 1
+	// osv.TTSSampler: 1 steps, guidance up to 1
+	// sampler "ddim": want euler, consistency or tts
+	// schedule "lcm": want osv or animatelcm
+}

@@ -286,3 +286,25 @@ func engineTensors(s *torch.Scope, name string, ts []gotorch.Tensor) []*torch.Te
 	}
 	return out
 }
+
+// SamplerByName is the built-in sampler a command line names: "euler",
+// "consistency" or "tts", with the consistency sampler's schedule "osv"
+// (also "") or "animatelcm". Its errors start with the word at fault
+// ("sampler …", "schedule …"), ready for a flag's dash in front.
+func SamplerByName(name, schedule string) (Sampler, error) {
+	switch name {
+	case "euler":
+		return EulerSampler{}, nil
+	case "tts":
+		return TTSSampler{}, nil
+	case "consistency":
+		switch schedule {
+		case "osv", "":
+			return ConsistencySampler{Schedule: OSVSchedule()}, nil
+		case "animatelcm":
+			return ConsistencySampler{Schedule: AnimateLCMSchedule()}, nil
+		}
+		return nil, fmt.Errorf("schedule %q: want osv or animatelcm", schedule)
+	}
+	return nil, fmt.Errorf("sampler %q: want euler, consistency or tts", name)
+}

@@ -16,7 +16,7 @@ type InitKind int
 
 // Initialisations (PyTorch's defaults for the layers that use them).
 const (
-	InitUniform InitKind = iota // U(−1/√fan_in, 1/√fan_in), as nn.Linear and nn.Conv*
+	InitUniform InitKind = iota // U(−1/√fan_in, 1/√fan_in), as PyTorch's Linear and Conv layers
 	InitOnes                    // every element 1 (norm weights)
 	InitZeros                   // every element 0 (biases of norms)
 	InitConst                   // every element Init.Value

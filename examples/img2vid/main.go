@@ -171,21 +171,11 @@ func parseSampler(name, schedule string, scheduleSet bool) (osv.Sampler, error) 
 	if scheduleSet && name != "consistency" {
 		return nil, fmt.Errorf("-schedule %s: only -sampler consistency takes a schedule", schedule)
 	}
-	switch name {
-	case "euler":
-		return osv.EulerSampler{}, nil
-	case "tts":
-		return osv.TTSSampler{}, nil
-	case "consistency":
-		switch schedule {
-		case "osv":
-			return osv.ConsistencySampler{Schedule: osv.OSVSchedule()}, nil
-		case "animatelcm":
-			return osv.ConsistencySampler{Schedule: osv.AnimateLCMSchedule()}, nil
-		}
-		return nil, fmt.Errorf("-schedule %q: want osv or animatelcm", schedule)
+	sampler, err := osv.SamplerByName(name, schedule)
+	if err != nil {
+		return nil, fmt.Errorf("-%w", err)
 	}
-	return nil, fmt.Errorf("-sampler %q: want euler, consistency or tts", name)
+	return sampler, nil
 }
 
 // usage prints the synopsis, the student's commands and the flags.

@@ -191,21 +191,11 @@ Flags:
 // parseSampler is the -sampler flag's sampler, with -schedule for the
 // consistency sampler.
 func parseSampler(name, schedule string) (osv.Sampler, error) {
-	switch name {
-	case "euler":
-		return osv.EulerSampler{}, nil
-	case "tts":
-		return osv.TTSSampler{}, nil
-	case "consistency":
-		switch schedule {
-		case "osv":
-			return osv.ConsistencySampler{Schedule: osv.OSVSchedule()}, nil
-		case "animatelcm":
-			return osv.ConsistencySampler{Schedule: osv.AnimateLCMSchedule()}, nil
-		}
-		return nil, fmt.Errorf("-schedule %q: want osv or animatelcm", schedule)
+	sampler, err := osv.SamplerByName(name, schedule)
+	if err != nil {
+		return nil, fmt.Errorf("-%w", err)
 	}
-	return nil, fmt.Errorf("-sampler %q: want euler, consistency or tts", name)
+	return sampler, nil
 }
 
 // run parses the flags, loads the pipeline and serves until ctx is done
