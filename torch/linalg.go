@@ -54,26 +54,4 @@ func FromFloat64(s *Scope, data []float64, shape []int64, dtype DType, dev Devic
 // Float64s copies the tensor's elements, row-major, into Go memory as
 // float64 (converted from its dtype, from any device). A nil or released
 // tensor is an error.
-func (t *Tensor) Float64s() ([]float64, error) {
-	if err := live("float64s", t); err != nil {
-		return nil, err
-	}
-	h, err := cb.To(t.h, int(Float64), 0, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer cb.Free(h)
-	info, err := cb.Describe(h)
-	if err != nil {
-		return nil, err
-	}
-	n := int64(1)
-	for _, d := range info.Shape {
-		n *= d
-	}
-	out := make([]float64, n)
-	if n == 0 {
-		return out, nil
-	}
-	return out, cb.CopyOut(h, unsafe.Pointer(&out[0]), n*8)
-}
+func (t *Tensor) Float64s() ([]float64, error) { return copyOut[float64](t, "float64s", Float64) }

@@ -241,11 +241,15 @@ func fromBlob(s *Scope, data unsafe.Pointer, shape []int64, src, dtype DType, de
 // Float32s copies the tensor's elements, row-major, into Go memory as
 // float32 (converted from its dtype, from any device). A nil or released
 // tensor is an error.
-func (t *Tensor) Float32s() ([]float32, error) {
-	if err := live("float32s", t); err != nil {
+func (t *Tensor) Float32s() ([]float32, error) { return copyOut[float32](t, "float32s", Float32) }
+
+// copyOut copies t's elements, converted to dtype (whose Go type is E),
+// into Go memory, row-major.
+func copyOut[E float32 | float64](t *Tensor, op string, dtype DType) ([]E, error) {
+	if err := live(op, t); err != nil {
 		return nil, err
 	}
-	h, err := cbridge.To(t.h, int(Float32), 0, 0)
+	h, err := cbridge.To(t.h, int(dtype), 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -258,11 +262,11 @@ func (t *Tensor) Float32s() ([]float32, error) {
 	for _, d := range info.Shape {
 		n *= d
 	}
-	out := make([]float32, n)
+	out := make([]E, n)
 	if n == 0 {
 		return out, nil
 	}
-	return out, cbridge.CopyOut(h, unsafe.Pointer(&out[0]), n*4)
+	return out, cbridge.CopyOut(h, unsafe.Pointer(&out[0]), n*int64(unsafe.Sizeof(out[0])))
 }
 
 // Zeros makes a tensor of shape filled with zeros, of dtype on dev, owned
