@@ -96,10 +96,10 @@ def main():
     log(f"peer: diffusers {diffusers.__version__}, torch {torch.__version__}, {args.dtype} on {torch.cuda.get_device_name(dev)}")
 
     t0 = time.time()
-    with torch.device(dev):
-        unet = UNetSpatioTemporalConditionModel.from_config(read(args.configs, "unet.json")).to(dt).eval()
-        vae = AutoencoderKLTemporalDecoder.from_config(read(args.configs, "vae.json")).to(dt).eval()
-        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**read(args.configs, "clip.json"))).to(dt).eval()
+    # Built on the CPU, then moved: every parameter and buffer on the device.
+    unet = UNetSpatioTemporalConditionModel.from_config(read(args.configs, "unet.json")).to(device=dev, dtype=dt).eval()
+    vae = AutoencoderKLTemporalDecoder.from_config(read(args.configs, "vae.json")).to(device=dev, dtype=dt).eval()
+    enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**read(args.configs, "clip.json"))).to(device=dev, dtype=dt).eval()
     log(f"peer: models built in {time.time() - t0:.1f} s")
     if args.compile:
         unet = torch.compile(unet)
@@ -130,10 +130,25 @@ def main():
                                         scheduler=EulerDiscreteScheduler.from_config(read(args.configs, "scheduler.json")),
                                         feature_extractor=fe)
     pipe.set_progress_bar_config(disable=True)
+    # The pipeline hands the VAE a float32 image; only an fp16 VAE is cast
+    # (upcast) for it, so a bf16 VAE gets the image in its own dtype here.
+    encode_vae = pipe._encode_vae_image
+    pipe._encode_vae_image = lambda img, *a, **k: encode_vae(img.to(vae.dtype), *a, **k)
     image = torch.rand(1, 3, args.height, args.width, generator=g, device=dev)
     if "clip" in cases:
-        timed("clip encode 1 image", lambda: pipe._encode_image(image * 2 - 1, dev, 1, False), args.warmup, args.runs,
-              note="diffusers' _encode_image: antialiased resize, normalisation, the encoder")
+        from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
+        mean = torch.tensor(fe.image_mean, device=dev).view(1, 3, 1, 1)
+        std = torch.tensor(fe.image_std, device=dev).view(1, 3, 1, 1)
+
+        def clip_encode():
+            # The pipeline's steps for a PIL image, on the device: the
+            # antialiased resize to 224 in [-1, 1], CLIP's normalisation,
+            # the encoder.
+            small = (_resize_with_antialiasing(image * 2 - 1, (224, 224)) + 1) / 2
+            return enc(((small - mean) / std).to(dt)).image_embeds
+
+        timed("clip encode 1 image", clip_encode, args.warmup, args.runs,
+              note="diffusers' steps for an image (antialiased resize, normalisation, the encoder) on the device")
     if "pipeline" in cases:
         from PIL import Image
         pil = Image.fromarray((image[0].permute(1, 2, 0).float().cpu().numpy() * 255).astype("uint8"))
