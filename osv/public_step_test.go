@@ -144,7 +144,8 @@ func paramTensors(ps []*torch.Param) []*torch.Tensor {
 	return out
 }
 
-// Step is one stage-2 step (OSV.md section 4) on b.
+// Step is one stage-2 step (OSV.md section 4) on b, with the config's
+// λ(σ) and the discriminator's real sample.
 func (h *handRecipe) Step(b osv.Batch) (l stepLosses, err error) {
 	runtime.LockOSThread() // one thread builds and back-propagates the graph
 	defer runtime.UnlockOSThread()
@@ -161,11 +162,18 @@ func (h *handRecipe) Step(b osv.Batch) (l stepLosses, err error) {
 	}
 	cond := b.Cond()
 	x0 := s.Cast(b.Latents, torch.Float32)
+	var weight func(float64) float64
+	switch h.cfg.LossWeight {
+	case "edm":
+		weight = func(sigma float64) float64 { return 1 + 1/(sigma*sigma) }
+	case "inverse-gap":
+		weight = func(sigma float64) float64 { return 1 / (sigma - h.grid[n+k]) }
+	}
 	out := consistency.Apply(s, consistency.Inputs{
 		Student: h.student.Denoiser(cond), Target: h.ema.Denoiser(cond), Teacher: h.teacher.Denoiser(cond),
 		Data: x0, Noise: noise, Sigmas: h.grid[n : n+k+1],
 		Guidance: solver.FrameGuidance(h.cfg.MinGuidance, h.cfg.MaxGuidance, int(x0.Size(1))),
-		HuberC:   h.cfg.HuberC,
+		HuberC:   h.cfg.HuberC, Weight: weight,
 	})
 	item := func(x *torch.Tensor) float64 {
 		v, err := x.Item()
@@ -204,9 +212,14 @@ func (h *handRecipe) Step(b osv.Batch) (l stepLosses, err error) {
 		return l, err
 	}
 
-	// The discriminator: the teacher's estimate against the detached fake
-	// (the student's backward left gradients in its parameters too).
-	lossD := adversarial.DiscriminatorApply(s, h.disc.Apply(s, s.Detach(out.Real)), h.disc.Apply(s, s.Detach(out.Fake)))
+	// The discriminator: the teacher's estimate (or x0, as configured)
+	// against the detached fake (the student's backward left gradients in
+	// its parameters too).
+	real := out.Real
+	if h.cfg.DiscReal == "data" || h.cfg.DiscRealMaxSigma > 0 && h.grid[n+k-1] > h.cfg.DiscRealMaxSigma {
+		real = x0
+	}
+	lossD := adversarial.DiscriminatorApply(s, h.disc.Apply(s, s.Detach(real)), h.disc.Apply(s, s.Detach(out.Fake)))
 	l.LossD = item(lossD)
 	if l.GradNormD, err = update(lossD, phi, h.optD); err != nil {
 		return l, err
@@ -396,6 +409,77 @@ func TestTrainerStepMatchesPublicRecipe(t *testing.T) {
 	w, at = worst(t, wrongLW, wantW, "lora.")
 	t.Logf("λ_adv %g instead of %g: adapters differ by %.3g (%s)", 2*cfg.LambdaAdv, cfg.LambdaAdv, w, at)
 	require.Greater(t, w, 100*tol, "a wrong λ_adv went unnoticed in the adapters")
+
+	s.Close()
+	require.NoError(t, bb.Close())
+	require.NoError(t, u.Close())
+	require.Equal(t, start, torch.Live(), "native tensors leaked")
+}
+
+// The options of stage 2 written by hand as well: with λ(σ) "edm" and x0
+// as the discriminator's real sample, a step of the public recipe gives
+// Trainer.Step's losses; the recipe without them gives another L_CD and
+// another hinge loss.
+func TestTrainerStepOptionsMatchPublicRecipe(t *testing.T) {
+	const tol = 1e-5
+	start := torch.Live()
+	u, err := unet.Load(fixturePath("pipeline", "unet"))
+	require.NoError(t, err)
+	defer u.Close()
+	bb, err := discriminator.LoadBackbone(fixturePath("dinov2"))
+	require.NoError(t, err)
+	defer bb.Close()
+	cfg := osv.TrainConfig{Stage: 2, LoRARank: 4, LR: 5e-3, DiscLR: 1e-3, GridSize: 8, SigmaMax: 20, SolverSteps: 2,
+		Seed: 4, LossWeight: "edm", DiscReal: "data"}
+	s := torch.NewScope()
+	defer s.Close()
+	b := fixtureBatch(t, s, u, 5)
+	trainer := func(c osv.TrainConfig) stepLosses {
+		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+		require.NoError(t, err)
+		defer d.Close()
+		tr, err := osv.NewTrainer(u, d, c)
+		require.NoError(t, err)
+		defer tr.Close()
+		m, err := tr.Step(b)
+		require.NoError(t, err)
+		require.False(t, m.Skipped)
+		return lossesOf(m)
+	}
+	byHand := func(c osv.TrainConfig) stepLosses {
+		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+		require.NoError(t, err)
+		defer d.Close()
+		h, err := newHandRecipe(u, d, c)
+		require.NoError(t, err)
+		defer h.Close()
+		l, err := h.Step(b)
+		require.NoError(t, err)
+		return l
+	}
+	want, got := trainer(cfg), byHand(cfg)
+	t.Logf("trainer %+v", want)
+	t.Logf("by hand %+v", got)
+	require.Equal(t, want.Sigma, got.Sigma, "σ_n")
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"loss_g", got.LossG, want.LossG}, {"loss_dist", got.LossDist, want.LossDist},
+		{"loss_adv_g", got.LossAdvG, want.LossAdvG}, {"loss_d", got.LossD, want.LossD},
+		{"grad_norm_g", got.GradNormG, want.GradNormG}, {"grad_norm_d", got.GradNormD, want.GradNormD},
+	} {
+		require.Positive(t, math.Abs(c.want), "%s is zero", c.name)
+		require.LessOrEqual(t, relDiff(c.got, c.want), tol, "%s %g, trainer %g", c.name, c.got, c.want)
+	}
+	// Control: the recipe with neither option (λ = 1, the teacher's
+	// estimate as real) is told apart in both losses.
+	plain := cfg
+	plain.LossWeight, plain.DiscReal = "", ""
+	control := byHand(plain)
+	t.Logf("without the options: loss_dist %.6g, loss_d %.6g", control.LossDist, control.LossD)
+	require.Greater(t, relDiff(control.LossDist, want.LossDist), 100*tol, "λ(σ) went unnoticed")
+	require.Greater(t, relDiff(control.LossD, want.LossD), 10*tol, "the real sample went unnoticed")
 
 	s.Close()
 	require.NoError(t, bb.Close())

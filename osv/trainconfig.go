@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/onestepvideo/osv-go/solver"
 )
@@ -31,6 +32,11 @@ type TrainConfig struct {
 
 	LambdaAdv float64 `json:"lambda_adv"` // λ_adv, the adversarial weight (0.1)
 	HuberC    float64 `json:"huber_c"`    // pseudo-Huber c (0.001)
+	// LossWeight names λ(σ), the weight of stage 2's consistency loss at
+	// σ_n (stage 1's distance is not weighted): "uniform" 1, "edm"
+	// (σ_n² + 1)/σ_n² (EDM's weight with σ_data = 1, as in SVD's
+	// preconditioning), "inverse-gap" 1/(σ_n − σ_{n+k}) ("uniform").
+	LossWeight string `json:"loss_weight"`
 
 	GridSize      int     `json:"grid_size"`      // N, the training σ grid (100)
 	SigmaMin      float64 `json:"sigma_min"`      // grid's σ_min (0.002)
@@ -42,6 +48,16 @@ type TrainConfig struct {
 	MaxGuidance   float64 `json:"max_guidance"`   // teacher guidance, last frame (3)
 	LCMBoundary   bool    `json:"lcm_boundary"`   // LCM boundary scaling in the consistency function (off)
 	NoAdversarial bool    `json:"no_adversarial"` // drop the adversarial losses (ablation)
+	// DiscReal names stage 2's real sample for the discriminator: "teacher",
+	// the teacher's last denoised estimate D_g(x̂_{n+k−1}; σ_{n+k−1}) (OSV.md
+	// section 4), or "data", the batch's clean latents x0 ("teacher").
+	// Stage 1's real sample is always x0.
+	DiscReal string `json:"disc_real"`
+	// DiscRealMaxSigma, when positive, makes "teacher" take the teacher's
+	// estimate only at levels σ_{n+k−1} ≤ DiscRealMaxSigma and x0 above
+	// them: the teacher's sharp low-σ estimates are real, its blurry
+	// high-σ posterior means are not (0: the teacher's at every level).
+	DiscRealMaxSigma float64 `json:"disc_real_max_sigma"`
 
 	Seed uint64 `json:"seed"` // seeds the noise, the grid indices, LoRA and the discriminator
 }
@@ -102,8 +118,34 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("train config: ema_decay %g: want [0, 1)", c.EMADecay)
 	case c.LambdaAdv < 0 || c.HuberC <= 0:
 		return fmt.Errorf("train config: lambda_adv %g must be ≥ 0 and huber_c %g > 0", c.LambdaAdv, c.HuberC)
+	case !slices.Contains([]string{"", "uniform", "edm", "inverse-gap"}, c.LossWeight):
+		return fmt.Errorf("train config: loss_weight %q: want \"uniform\", \"edm\" or \"inverse-gap\"", c.LossWeight)
+	case !slices.Contains([]string{"", "teacher", "data"}, c.DiscReal):
+		return fmt.Errorf("train config: disc_real %q: want \"teacher\" or \"data\"", c.DiscReal)
+	case !(c.DiscRealMaxSigma >= 0):
+		return fmt.Errorf("train config: disc_real_max_sigma %g: want ≥ 0", c.DiscRealMaxSigma)
+	case c.DiscRealMaxSigma > 0 && c.DiscReal == "data":
+		return fmt.Errorf("train config: disc_real_max_sigma %g would be ignored: disc_real \"data\" takes x0 at every level", c.DiscRealMaxSigma)
 	}
 	return nil
+}
+
+// lossWeight is stage 2's λ for the levels σ_n … σ_{n+k} (nil for 1).
+func (c TrainConfig) lossWeight(sigmas []float64) func(sigma float64) float64 {
+	switch c.LossWeight {
+	case "edm":
+		return func(sigma float64) float64 { return (sigma*sigma + 1) / (sigma * sigma) }
+	case "inverse-gap":
+		next := sigmas[len(sigmas)-1]
+		return func(sigma float64) float64 { return 1 / (sigma - next) }
+	}
+	return nil
+}
+
+// realIsData reports whether stage 2's discriminator takes x0 as its real
+// sample when the teacher's last estimate is at level sigma (σ_{n+k−1}).
+func (c TrainConfig) realIsData(sigma float64) bool {
+	return c.DiscReal == "data" || c.DiscRealMaxSigma > 0 && sigma > c.DiscRealMaxSigma
 }
 
 // grid is the training σ grid (decreasing).

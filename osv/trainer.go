@@ -169,8 +169,10 @@ func (t *Trainer) closed() bool {
 func (t *Trainer) device() torch.Device { return t.Teacher.UNet.Device() }
 
 // Step takes one training step of the configured stage on b (OSV.md
-// sections 3 and 4): the student's loss, its clipped AdamW update and the
-// EMA update, then the discriminator's (unless Config.NoAdversarial).
+// sections 3 and 4): the student's loss (in stage 2 weighted by
+// Config.LossWeight's λ(σ_n)), its clipped AdamW update and the EMA
+// update, then the discriminator's (unless Config.NoAdversarial), whose
+// real sample in stage 2 follows Config.DiscReal and DiscRealMaxSigma.
 // Its random draws are reproducible: step t (counting from 1) takes the
 // grid index n = rand.New(rand.NewPCG(Config.Seed, t)).IntN(N) in stage 1
 // and IntN(N − k) in stage 2 (math/rand/v2; N the grid size, k the solver
@@ -226,13 +228,17 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		k := t.Config.SolverSteps
 		n := r.IntN(len(t.grid) - k)
 		m.Sigma = t.grid[n]
+		sigmas := t.grid[n : n+k+1]
 		out := consistency.Apply(s, consistency.Inputs{
 			Student: student, Target: t.EMA.Denoiser(cond), Teacher: t.Teacher.Denoiser(cond),
-			Data: x0, Noise: noise, Sigmas: t.grid[n : n+k+1],
+			Data: x0, Noise: noise, Sigmas: sigmas,
 			Guidance:    solver.FrameGuidance(t.Config.MinGuidance, t.Config.MaxGuidance, int(x0.Size(1))),
-			Consistency: cons, HuberC: t.Config.HuberC,
+			Consistency: cons, HuberC: t.Config.HuberC, Weight: t.Config.lossWeight(sigmas),
 		})
 		fake, real, dist = out.Fake, out.Real, out.Loss
+		if t.Config.realIsData(sigmas[k-1]) {
+			real = x0
+		}
 	}
 	m.LossDist = item(dist)
 

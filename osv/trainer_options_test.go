@@ -1,0 +1,267 @@
+package osv
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/onestepvideo/osv-go/discriminator"
+	"github.com/onestepvideo/osv-go/torch"
+	"github.com/onestepvideo/osv-go/torch/safetensors"
+	"github.com/onestepvideo/osv-go/unet"
+)
+
+// optionsConfig is the option tests' tiny stage 2: 8 levels and k = 2, so
+// that n runs over 0..5.
+func optionsConfig(seed uint64) TrainConfig {
+	return TrainConfig{Stage: 2, LoRARank: 4, LR: 5e-3, DiscLR: 1e-3, GridSize: 8, SigmaMax: 20, SolverSteps: 2, Seed: seed}
+}
+
+// firstSteps is each config's first step from the same start: u's base
+// weights, fresh adapters, and a discriminator made afresh from bb with
+// the same seed.
+func firstSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch, cfgs ...TrainConfig) []Metrics {
+	t.Helper()
+	out := make([]Metrics, len(cfgs))
+	for i, c := range cfgs {
+		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+		require.NoError(t, err)
+		tr, err := NewTrainer(u, d, c)
+		require.NoError(t, err)
+		out[i], err = tr.Step(b)
+		require.NoError(t, err)
+		require.False(t, out[i].Skipped, "config %d", i)
+		require.NoError(t, tr.Close())
+		require.NoError(t, d.Close())
+	}
+	return out
+}
+
+// sameStep requires two first steps from the same start to agree: their
+// losses to the bit, and their gradient norms too on the CPU (CUDA's
+// backward kernels accumulate with atomics, so there to rounding).
+func sameStep(t *testing.T, want, got Metrics, msg string) {
+	t.Helper()
+	if testDevice.CUDA {
+		require.InDelta(t, want.GradNormG, got.GradNormG, 1e-5*want.GradNormG, "%s: grad_norm_g", msg)
+		require.InDelta(t, want.GradNormD, got.GradNormD, 1e-5*want.GradNormD, "%s: grad_norm_d", msg)
+		want.GradNormG, want.GradNormD, want.GPUMemGiB = got.GradNormG, got.GradNormD, got.GPUMemGiB
+	}
+	require.Equal(t, want, got, msg)
+}
+
+// The consistency loss's λ(σ): with "edm" and "inverse-gap" the first
+// step's L_CD is the uniform one's times (σ_n² + 1)/σ_n² and
+// 1/(σ_n − σ_{n+k}), and so is the student's gradient (without the
+// adversarial term, which λ does not scale); "uniform" is the default to
+// the bit. Three seeds draw three grid indices.
+func TestLossWeight(t *testing.T) {
+	start := torch.Live()
+	u := tinyUNet(t)
+	defer u.Close()
+	bb, d := tinyDisc(t)
+	defer bb.Close()
+	require.NoError(t, d.Close())
+	s := torch.NewScope()
+	defer s.Close()
+	b := tinyBatch(t, s)
+	seen := map[float64]bool{}
+	for _, seed := range []uint64{1, 2, 6} {
+		c := optionsConfig(seed)
+		c.NoAdversarial = true
+		named := func(w string) TrainConfig {
+			x := c
+			x.LossWeight = w
+			return x
+		}
+		ms := firstSteps(t, u, bb, b, c, named("uniform"), named("edm"), named("inverse-gap"))
+		plain, uniform, edm, gap := ms[0], ms[1], ms[2], ms[3]
+		sameStep(t, plain, uniform, "uniform is the default")
+
+		grid := c.Defaults().grid()
+		n := slices.Index(grid, plain.Sigma)
+		require.GreaterOrEqual(t, n, 0, "seed %d: σ_n %g is not on the grid", seed, plain.Sigma)
+		sn, snk := grid[n], grid[n+c.SolverSteps]
+		seen[sn] = true
+		for _, w := range []struct {
+			name   string
+			m      Metrics
+			lambda float64
+		}{{"edm", edm, (sn*sn + 1) / (sn * sn)}, {"inverse-gap", gap, 1 / (sn - snk)}} {
+			t.Logf("seed %d, σ_n %.4g, σ_{n+k} %.4g: %s λ %.6g, L_CD %.6g → %.6g", seed, sn, snk, w.name, w.lambda, plain.LossDist, w.m.LossDist)
+			require.Equal(t, plain.Sigma, w.m.Sigma, "%s: the same step", w.name)
+			require.InDelta(t, plain.LossDist*w.lambda, w.m.LossDist, 1e-5*plain.LossDist*w.lambda, "seed %d: %s L_CD", seed, w.name)
+			require.InDelta(t, plain.LossG*w.lambda, w.m.LossG, 1e-5*plain.LossG*w.lambda, "seed %d: %s student loss", seed, w.name)
+			require.InDelta(t, plain.GradNormG*w.lambda, w.m.GradNormG, 1e-5*plain.GradNormG*w.lambda, "seed %d: %s student gradient", seed, w.name)
+		}
+	}
+	require.Len(t, seen, 3, "the seeds should draw three levels")
+	s.Close()
+	require.NoError(t, bb.Close())
+	require.NoError(t, u.Close())
+	require.Equal(t, start, torch.Live(), "native tensors leaked")
+}
+
+// The discriminator's real sample in stage 2: "data" (x0) changes the
+// first step's hinge loss and nothing on the student's side; a maximum σ
+// below every level gives "data"'s loss exactly and one above every level
+// the teacher's; at the step's own level σ_{n+k−1} the teacher's estimate
+// is kept, and just below it x0 is taken.
+func TestDiscReal(t *testing.T) {
+	start := torch.Live()
+	u := tinyUNet(t)
+	defer u.Close()
+	bb, d := tinyDisc(t)
+	defer bb.Close()
+	require.NoError(t, d.Close())
+	s := torch.NewScope()
+	defer s.Close()
+	b := tinyBatch(t, s)
+
+	c := optionsConfig(6)
+	grid := c.Defaults().grid()
+	k := c.SolverSteps
+	with := func(real string, maxSigma float64) TrainConfig {
+		x := c
+		x.DiscReal, x.DiscRealMaxSigma = real, maxSigma
+		return x
+	}
+	// The step's grid index (Step's documented draw) and the level of the
+	// teacher's estimate, inside the grid so that the edges are other levels.
+	n := rand.New(rand.NewPCG(c.Seed, 1)).IntN(len(grid) - k)
+	level := grid[n+k-1]
+	require.Less(t, level, grid[0])
+	require.Greater(t, level, grid[len(grid)-1])
+
+	ms := firstSteps(t, u, bb, b,
+		with("", 0), with("teacher", 0), with("data", 0),
+		with("teacher", grid[len(grid)-1]/2), with("teacher", 2*grid[0]),
+		with("teacher", level), with("teacher", math.Nextafter(level, 0)))
+	def, teacher, data, below, above, at, under := ms[0], ms[1], ms[2], ms[3], ms[4], ms[5], ms[6]
+	t.Logf("σ_n %.4g, the estimate's level %.4g: loss_d teacher %.6g, data %.6g", def.Sigma, level, def.LossD, data.LossD)
+	require.Equal(t, grid[n], def.Sigma, "the step's σ_n")
+	sameStep(t, def, teacher, "teacher is the default")
+	sameStep(t, def, above, "a maximum above every level keeps the teacher's estimate")
+	sameStep(t, def, at, "the estimate at exactly the maximum is kept")
+	sameStep(t, data, below, "a maximum below every level takes x0")
+	sameStep(t, data, under, "an estimate just above the maximum gives way to x0")
+	require.Greater(t, math.Abs(data.LossD-def.LossD), 1e-4*def.LossD, "x0 as the real sample left loss_d unchanged")
+	require.Equal(t, def.LossG, data.LossG, "the student's side does not see the real sample")
+	require.Equal(t, def.LossDist, data.LossDist)
+	require.Equal(t, def.LossAdvG, data.LossAdvG)
+
+	s.Close()
+	require.NoError(t, bb.Close())
+	require.NoError(t, u.Close())
+	require.Equal(t, start, torch.Live(), "native tensors leaked")
+}
+
+func TestTrainConfigLossWeightAndDiscReal(t *testing.T) {
+	c := TrainConfig{}.Defaults()
+	require.Empty(t, c.LossWeight, "empty means the default")
+	require.Empty(t, c.DiscReal)
+	require.Zero(t, c.DiscRealMaxSigma)
+	for _, ok := range []TrainConfig{
+		{LossWeight: "uniform"}, {LossWeight: "edm"}, {LossWeight: "inverse-gap"},
+		{DiscReal: "teacher"}, {DiscReal: "data"}, {DiscRealMaxSigma: 1.5}, {DiscReal: "teacher", DiscRealMaxSigma: 1.5},
+	} {
+		require.NoError(t, ok.Defaults().Validate(), "%+v", ok)
+	}
+	for _, bad := range []struct {
+		c    TrainConfig
+		want []string
+	}{
+		{TrainConfig{LossWeight: "l2"}, []string{"loss_weight", `"l2"`, `"uniform"`, `"edm"`, `"inverse-gap"`}},
+		{TrainConfig{LossWeight: "EDM"}, []string{"loss_weight", `"EDM"`}},
+		{TrainConfig{DiscReal: "student"}, []string{"disc_real", `"student"`, `"teacher"`, `"data"`}},
+		{TrainConfig{DiscRealMaxSigma: -1}, []string{"disc_real_max_sigma", "-1"}},
+		{TrainConfig{DiscRealMaxSigma: math.NaN()}, []string{"disc_real_max_sigma", "NaN"}},
+		{TrainConfig{DiscReal: "data", DiscRealMaxSigma: 0.5}, []string{"disc_real_max_sigma", "0.5", `"data"`}},
+	} {
+		err := bad.c.Defaults().Validate()
+		require.Error(t, err, "%+v", bad.c)
+		for _, w := range bad.want {
+			require.ErrorContains(t, err, w)
+		}
+		_, err = NewTrainer(nil, nil, bad.c)
+		require.ErrorContains(t, err, bad.want[0], "NewTrainer validates")
+	}
+
+	// The keys read back from JSON, and a bad name in a file is reported
+	// with the file.
+	dir := t.TempDir()
+	want := TrainConfig{LossWeight: "inverse-gap", DiscReal: "teacher", DiscRealMaxSigma: 0.25}.Defaults()
+	raw, err := json.Marshal(want)
+	require.NoError(t, err)
+	for _, key := range []string{`"loss_weight":"inverse-gap"`, `"disc_real":"teacher"`, `"disc_real_max_sigma":0.25`} {
+		require.Contains(t, string(raw), key)
+	}
+	path := filepath.Join(dir, "train.json")
+	require.NoError(t, os.WriteFile(path, raw, 0o644))
+	got, err := LoadTrainConfig(path)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.NoError(t, os.WriteFile(path, []byte(`{"loss_weight": "edm", "disc_real": "data", "disc_real_max_sigma": 2}`), 0o644))
+	_, err = LoadTrainConfig(path)
+	require.ErrorContains(t, err, "disc_real_max_sigma")
+	require.ErrorContains(t, err, "train.json")
+}
+
+// A checkpoint records the new keys in its config, and a stage-2 trainer
+// restores it whatever its own λ(σ) and real sample; a stage-1 checkpoint
+// starts a stage-2 trainer that sets them.
+func TestRestoreAcrossLossOptions(t *testing.T) {
+	u := tinyUNet(t)
+	defer u.Close()
+	bb, d := tinyDisc(t)
+	defer bb.Close()
+	defer d.Close()
+	s := torch.NewScope()
+	defer s.Close()
+	b := tinyBatch(t, s)
+	dir := t.TempDir()
+	save := func(c TrainConfig, path string) {
+		tr, err := NewTrainer(u, d, c)
+		require.NoError(t, err)
+		defer tr.Close()
+		_, err = tr.Step(b)
+		require.NoError(t, err)
+		require.NoError(t, tr.Save(path))
+	}
+	restore := func(c TrainConfig, path string) {
+		tr, err := NewTrainer(u, d, c)
+		require.NoError(t, err)
+		defer tr.Close()
+		require.NoError(t, tr.Restore(path), "%+v", c)
+		_, err = tr.Step(b)
+		require.NoError(t, err)
+	}
+
+	two := optionsConfig(3)
+	two.LossWeight, two.DiscReal = "edm", "data"
+	path := filepath.Join(dir, "stage2.safetensors")
+	save(two, path)
+	f, err := safetensors.Open(path)
+	require.NoError(t, err)
+	var meta checkpointMeta
+	require.NoError(t, json.Unmarshal([]byte(f.Header.Metadata[checkpointKey]), &meta))
+	require.NoError(t, f.Close())
+	require.Equal(t, "edm", meta.Config.LossWeight)
+	require.Equal(t, "data", meta.Config.DiscReal)
+	other := optionsConfig(3)
+	other.LossWeight, other.DiscRealMaxSigma = "inverse-gap", 0.5
+	restore(optionsConfig(3), path)
+	restore(other, path)
+
+	one := optionsConfig(3)
+	one.Stage = 1
+	path = filepath.Join(dir, "stage1.safetensors")
+	save(one, path)
+	restore(other, path)
+}
