@@ -7,8 +7,14 @@
 // evaluation against the world's ground truth. It writes the results
 // table (RESULTS.md), the teacher and the exported student, and GIFs.
 //
-//	go run -tags cuda ./examples/toy -device cuda -out .build/toy
-//	go run ./examples/toy demo -model examples/toy/model -out demo.gif
+// Every phase writes its results into -work as it finishes, and skips what
+// is there, so the whole table can be built over several shorter commands:
+//
+//	go run -tags cuda ./examples/toy teacher -device cuda -work W
+//	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs stage1,osv
+//	go run ./examples/toy table -work W -out docs/toy
+//	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
+//	go run ./examples/toy demo -out demo.gif
 package main
 
 import (
@@ -18,6 +24,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -31,32 +39,104 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "demo" {
-		return runDemo(args[1:], stderr)
+	phase := "all"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		phase, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("toy", flag.ContinueOnError)
+	switch phase {
+	case "demo":
+		return runDemo(args, stderr)
+	case "all", "teacher", "student", "table":
+	default:
+		return fmt.Errorf("unknown command %q: want teacher, student, table, demo or none (every phase)", phase)
+	}
+	fs := flag.NewFlagSet("toy "+phase, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := defaultExperiment()
-	fs.StringVar(&o.Out, "out", ".build/toy", "output folder: RESULTS.md, log.txt, GIFs, student/ (the merged student UNet)")
-	fs.StringVar(&o.Work, "work", "", "folder for the teacher, checkpoints and the exported LoRA (default: -out)")
+	fs.StringVar(&o.Out, "out", ".build/toy", "output folder: RESULTS.md and the GIFs")
+	fs.StringVar(&o.Work, "work", "", "folder of each phase's results, the teacher, the checkpoints and the student's adapters, for resuming (default: -out)")
 	fs.StringVar(&o.Device, "device", "cpu", "cpu, cuda or cuda:N")
 	fs.IntVar(&o.TeacherSteps, "teacher-steps", o.TeacherSteps, "teacher training steps")
+	fs.DurationVar(&o.TeacherWall, "teacher-wall", 0, "train the teacher for about this long instead (steps set from the first 20)")
 	fs.IntVar(&o.TeacherBatch, "teacher-batch", o.TeacherBatch, "teacher batch size")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")
 	fs.IntVar(&o.EvalClips, "eval-clips", o.EvalClips, "held-out clips per evaluation")
-	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of everything")
-	fs.BoolVar(&o.Quick, "quick", false, "tiny settings: a smoke test of every stage, not a result")
+	seeds := fs.String("seeds", "1,2,3", "the students' seeds (the teacher takes the first)")
+	seed := fs.Uint64("seed", 0, "student: the one seed to run (default: every -seeds)")
+	jobs := fs.String("jobs", "", "student: the jobs to run, comma-separated (default: all; "+strings.Join(jobNames(), ", ")+")")
+	fs.BoolVar(&o.Quick, "quick", false, "tiny settings: a smoke test of every phase, not a result")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	var err error
+	if o.Seeds, err = parseSeeds(*seeds); err != nil {
+		return err
+	}
+	var names []string
+	if *jobs != "" {
+		names = strings.Split(*jobs, ",")
+		for _, n := range names {
+			if !contains(jobNames(), n) {
+				return fmt.Errorf("-jobs: unknown job %q (want %s)", n, strings.Join(jobNames(), ", "))
+			}
+		}
+	}
 	if o.Quick {
 		o = o.quick()
 	}
-	o.Command = "toy " + strings.Join(args, " ")
-	return o.run(ctx, stdout, stderr)
+	o.Command = strings.TrimSpace("toy " + strings.Join(append([]string{phase}, args...), " "))
+	e, done, err := o.setup(stderr, "log.txt")
+	if err != nil {
+		return err
+	}
+	defer done()
+	if phase == "all" || phase == "teacher" {
+		if err := o.teacherPhase(ctx, e); err != nil {
+			return err
+		}
+	}
+	if phase == "all" || phase == "student" {
+		for _, sd := range o.Seeds {
+			if *seed != 0 && sd != *seed {
+				continue
+			}
+			if err := o.seedPhase(ctx, e, sd, names); err != nil {
+				return err
+			}
+		}
+		if *seed != 0 && !slices.Contains(o.Seeds, *seed) {
+			return fmt.Errorf("-seed %d is not one of -seeds %s", *seed, *seeds)
+		}
+	}
+	if phase == "all" || phase == "table" {
+		return o.tablePhase(stdout, e.log)
+	}
+	return nil
+}
+
+func parseSeeds(list string) ([]uint64, error) {
+	var out []uint64
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil || v == 0 {
+			return nil, fmt.Errorf("-seeds %q: want positive integers separated by commas", list)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// jobNames are the student phase's jobs, in their order.
+func jobNames() []string {
+	var o experiment
+	var names []string
+	for _, j := range o.jobs(1) {
+		names = append(names, j.name)
+	}
+	return names
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -14,7 +15,9 @@ import (
 )
 
 // teacherUNet is the toy teacher's configuration: SVD's UNet code with
-// two small levels over the 16×16 latent.
+// two small levels over the 16×16 latent, the first (64 channels) wider
+// than the 48-channel latent, so that no direction of the noise is
+// invisible to the network.
 func teacherUNet(wc world.Config) unet.Config {
 	return unet.Config{
 		SampleSize:                        int64(wc.Size / factor),
@@ -22,7 +25,7 @@ func teacherUNet(wc world.Config) unet.Config {
 		OutChannels:                       latentChannel,
 		DownBlockTypes:                    []string{unet.CrossAttnDown, unet.Down},
 		UpBlockTypes:                      []string{unet.Up, unet.CrossAttnUp},
-		BlockOutChannels:                  []int64{32, 64},
+		BlockOutChannels:                  []int64{64, 64},
 		AdditionTimeEmbedDim:              32,
 		ProjectionClassEmbeddingsInputDim: 96,
 		LayersPerBlock:                    unet.IntOrList{1},
@@ -38,23 +41,29 @@ func teacherUNet(wc world.Config) unet.Config {
 // image conditioning dropped at random so that guidance works.
 type teacherOptions struct {
 	Steps, Batch int
+	Wall         time.Duration // when > 0, Steps is set from the speed of the first 20 steps to fill it
 	LR           float64
 	PMean, PStd  float64 // ln σ ~ N(PMean, PStd²)
 	DropCond     float64 // probability of an unconditional example
 	Seed         uint64
 }
 
+// teacherResult is what the teacher's training measured.
+type teacherResult struct {
+	Loss  float64 // averaged over the last tenth of the steps
+	Steps int
+}
+
 // trainTeacher trains every weight of u from its random initialisation
-// on fresh clips of the world, then freezes it. It returns the loss
-// averaged over the last tenth of the steps.
-func trainTeacher(u *unet.Model, wc world.Config, o teacherOptions, log io.Writer) (final float64, err error) {
+// on fresh clips of the world, then freezes it.
+func trainTeacher(ctx context.Context, u *unet.Model, wc world.Config, o teacherOptions, log io.Writer) (res teacherResult, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer torch.Recover(&err)
 	var params []*torch.Tensor
 	for _, p := range u.Params().List() {
 		if err := p.T.SetRequiresGrad(true); err != nil {
-			return 0, err
+			return res, err
 		}
 		params = append(params, p.T)
 	}
@@ -66,12 +75,12 @@ func trainTeacher(u *unet.Model, wc world.Config, o teacherOptions, log io.Write
 	}()
 	opt, err := torch.NewAdamW(params, o.LR, 0.9, 0.999, 1e-8, 0)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer opt.Close()
 	g, err := torch.NewGenerator(o.Seed)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer g.Close()
 	r := rand.New(rand.NewPCG(o.Seed, 1))
@@ -80,12 +89,24 @@ func trainTeacher(u *unet.Model, wc world.Config, o teacherOptions, log io.Write
 	start := time.Now()
 	var tail float64
 	var tailN int
+	const probe = 20
 	for step := 1; step <= o.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if o.Wall > 0 && step == probe+1 {
+			if dev.CUDA {
+				torch.Synchronize(dev)
+			}
+			rate := probe / time.Since(start).Seconds()
+			o.Steps = max(step, int(rate*o.Wall.Seconds()))
+			fmt.Fprintf(log, "teacher: %.2f steps/s over the first %d steps: %d steps fill %s\n", rate, probe, o.Steps, o.Wall)
+		}
 		// Cosine decay of the learning rate to a tenth.
 		opt.LR = o.LR * (0.55 + 0.45*math.Cos(math.Pi*float64(step-1)/float64(o.Steps)))
 		l, err := teacherStep(u, den, wc, o, r, g, dev, params, opt)
 		if err != nil {
-			return 0, fmt.Errorf("teacher step %d: %w", step, err)
+			return res, fmt.Errorf("teacher step %d: %w", step, err)
 		}
 		if step > o.Steps-max(o.Steps/10, 1) {
 			tail += l
@@ -95,7 +116,7 @@ func trainTeacher(u *unet.Model, wc world.Config, o teacherOptions, log io.Write
 			fmt.Fprintf(log, "teacher %d/%d loss %.4f lr %.2g %.1fs\n", step, o.Steps, l, opt.LR, time.Since(start).Seconds())
 		}
 	}
-	return tail / float64(tailN), nil
+	return teacherResult{Loss: tail / float64(tailN), Steps: o.Steps}, nil
 }
 
 func teacherStep(u *unet.Model, den *unet.Denoiser, wc world.Config, o teacherOptions, r *rand.Rand, g *torch.Generator,
