@@ -15,6 +15,7 @@
 //	go run ./examples/toy table -work W -out docs/toy
 //	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
 //	go run ./examples/toy demo -out demo.gif
+//	go run -tags cuda ./examples/toy profile -device cuda                 # where a step's time goes
 package main
 
 import (
@@ -46,9 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch phase {
 	case "demo":
 		return runDemo(args, stderr)
+	case "profile":
+		return runProfile(ctx, args, stdout, stderr)
 	case "all", "teacher", "student", "table":
 	default:
-		return fmt.Errorf("unknown command %q: want teacher, student, table, demo or none (every phase)", phase)
+		return fmt.Errorf("unknown command %q: want teacher, student, table, demo, profile or none (every phase)", phase)
 	}
 	fs := flag.NewFlagSet("toy "+phase, flag.ContinueOnError)
 	fs.SetOutput(stderr)
