@@ -64,6 +64,9 @@ char* osv_zero_grad(osv_tensor* t);
 char* osv_adamw(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** exp_avg_sq, int n, double lr,
                 double beta1, double beta2, double eps, double weight_decay, int64_t step);
 char* osv_clip_grad_norm(osv_tensor** params, int n, double max_norm, double* total_norm);
+char* osv_adamw_foreach(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** exp_avg_sq, int n, double lr,
+                        double beta1, double beta2, double eps, double weight_decay, int64_t step);
+char* osv_clip_grad_norm_foreach(osv_tensor** params, int n, double max_norm, double* total_norm);
 // ema: dst ← decay·dst + (1 − decay)·src, elementwise, for each pair.
 char* osv_ema(osv_tensor** dst, osv_tensor** src, int n, double decay);
 // copy_: dst ← src (same shape), in place.

@@ -20,21 +20,32 @@ func first(arr []*C.osv_tensor) **C.osv_tensor {
 	return &arr[0]
 }
 
-// AdamW updates params in place from their gradients (step counts from 1).
-func AdamW(params, expAvg, expAvgSq []Tensor, lr, beta1, beta2, eps, weightDecay float64, step int64) error {
+// AdamW updates params in place from their gradients (step counts from 1),
+// parameter by parameter or, with foreach, each operation over all of
+// them at once.
+func AdamW(params, expAvg, expAvgSq []Tensor, lr, beta1, beta2, eps, weightDecay float64, step int64, foreach bool) error {
 	if len(expAvg) != len(params) || len(expAvgSq) != len(params) {
 		return fmt.Errorf("adamw: %d parameters, %d and %d state tensors", len(params), len(expAvg), len(expAvgSq))
 	}
 	p, m, v := handles(params), handles(expAvg), handles(expAvgSq)
+	if foreach {
+		return status(C.osv_adamw_foreach(first(p), first(m), first(v), C.int(len(p)), C.double(lr), C.double(beta1),
+			C.double(beta2), C.double(eps), C.double(weightDecay), C.int64_t(step)))
+	}
 	return status(C.osv_adamw(first(p), first(m), first(v), C.int(len(p)), C.double(lr), C.double(beta1),
 		C.double(beta2), C.double(eps), C.double(weightDecay), C.int64_t(step)))
 }
 
 // ClipGradNorm scales the gradients to a global norm of at most maxNorm
-// and returns the norm before scaling.
-func ClipGradNorm(params []Tensor, maxNorm float64) (float64, error) {
+// and returns the norm before scaling; foreach takes the norms and scales
+// over all of them at once.
+func ClipGradNorm(params []Tensor, maxNorm float64, foreach bool) (float64, error) {
 	p := handles(params)
 	var total C.double
+	if foreach {
+		err := status(C.osv_clip_grad_norm_foreach(first(p), C.int(len(p)), C.double(maxNorm), &total))
+		return float64(total), err
+	}
 	err := status(C.osv_clip_grad_norm(first(p), C.int(len(p)), C.double(maxNorm), &total))
 	return float64(total), err
 }
