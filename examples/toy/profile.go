@@ -34,6 +34,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tb := fs.Int("teacher-batch", 128, "teacher batch size")
 	sb := fs.Int("batch", 32, "stage-2 batch size")
 	steps := fs.Int("steps", 20, "timed steps of each, after 5 untimed")
+	foreach := fs.Bool("foreach", false, "the teacher's optimiser and gradient clip over all parameters at once (torch.AdamW.Foreach)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,14 +65,14 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "teacher blocks %v: %.3g parameters, teacher batch %d, stage-2 batch %d, %s\n", w, float64(u.NumParams()), *tb, *sb, *device)
+	fmt.Fprintf(stdout, "teacher blocks %v: %.3g parameters, teacher batch %d (foreach optimiser %v), stage-2 batch %d, %s\n", w, float64(u.NumParams()), *tb, *foreach, *sb, *device)
 	dir := filepath.Join(*out, "teacher")
 	u, err = saveBF16(u, dir, *device)
 	if err != nil {
 		return err
 	}
 	// The teacher: trainTeacher's own step, as many times as asked.
-	tstep, err := teacherStepper(u, wc, *tb)
+	tstep, err := teacherStepper(u, wc, *tb, *foreach)
 	if err != nil {
 		u.Close()
 		return err
@@ -107,7 +108,7 @@ type stepper struct {
 	close func()
 }
 
-func teacherStepper(u *unet.Model, wc world.Config, batch int) (*stepper, error) {
+func teacherStepper(u *unet.Model, wc world.Config, batch int, foreach bool) (*stepper, error) {
 	var params []*torch.Tensor
 	for _, p := range u.Params().List() {
 		if err := p.T.SetRequiresGrad(true); err != nil {
@@ -119,6 +120,7 @@ func teacherStepper(u *unet.Model, wc world.Config, batch int) (*stepper, error)
 	if err != nil {
 		return nil, err
 	}
+	opt.Foreach = foreach
 	g, err := torch.NewGenerator(3)
 	if err != nil {
 		opt.Close()
@@ -126,7 +128,7 @@ func teacherStepper(u *unet.Model, wc world.Config, batch int) (*stepper, error)
 	}
 	r := rand.New(rand.NewPCG(3, 3))
 	den := &unet.Denoiser{UNet: u}
-	o := teacherOptions{Batch: batch, PMean: -0.5, PStd: 1.4, DropCond: 0.1}
+	o := teacherOptions{Batch: batch, PMean: -0.5, PStd: 1.4, DropCond: 0.1, Foreach: foreach}
 	return &stepper{
 		step: func() error {
 			_, err := teacherStep(u, den, wc, o, r, g, u.Device(), params, opt)

@@ -42,6 +42,7 @@ func teacherUNet(wc world.Config) unet.Config {
 type teacherOptions struct {
 	Steps, Batch int
 	Wall         time.Duration // when > 0, Steps is set from the speed of the first 20 steps to fill it
+	Foreach      bool          // the optimiser and the gradient clip over all parameters at once
 	LR           float64
 	PMean, PStd  float64 // ln σ ~ N(PMean, PStd²)
 	DropCond     float64 // probability of an unconditional example
@@ -77,6 +78,7 @@ func trainTeacher(ctx context.Context, u *unet.Model, wc world.Config, o teacher
 	if err != nil {
 		return res, err
 	}
+	opt.Foreach = o.Foreach
 	defer opt.Close()
 	g, err := torch.NewGenerator(o.Seed)
 	if err != nil {
@@ -165,7 +167,11 @@ func teacherStep(u *unet.Model, den *unet.Denoiser, wc world.Config, o teacherOp
 	if err := torch.Backward(loss); err != nil {
 		return 0, err
 	}
-	n, err := torch.ClipGradNorm(params, 1)
+	clip := torch.ClipGradNorm
+	if o.Foreach {
+		clip = torch.ClipGradNormForeach
+	}
+	n, err := clip(params, 1)
 	if err != nil {
 		return 0, err
 	}
