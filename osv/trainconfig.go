@@ -59,6 +59,13 @@ type TrainConfig struct {
 	// high-σ posterior means are not (0: the teacher's at every level).
 	DiscRealMaxSigma float64 `json:"disc_real_max_sigma"`
 
+	// Foreach runs the two optimisers' updates and the gradient clips over
+	// all trainable tensors at once (torch.AdamW.Foreach and
+	// ClipGradNormForeach: a few multi-tensor kernels on CUDA instead of
+	// about eleven launches per tensor). The updates are the per-tensor
+	// ones; the clip's norm may differ in its last bits (off).
+	Foreach bool `json:"foreach"`
+
 	Seed uint64 `json:"seed"` // seeds the noise, the grid indices, LoRA and the discriminator
 }
 

@@ -123,6 +123,7 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 	if t.optD, err = torch.NewAdamW(tensors(d.Trainable()), cfg.DiscLR, cfg.Beta1, cfg.Beta2, cfg.AdamEps, cfg.WeightDecay); err != nil {
 		return nil, err
 	}
+	t.optG.Foreach, t.optD.Foreach = cfg.Foreach, cfg.Foreach
 	if t.gen, err = torch.NewGenerator(cfg.Seed); err != nil {
 		return nil, err
 	}
@@ -390,7 +391,11 @@ func (t *Trainer) update(l *torch.Tensor, params []*torch.Tensor, opt *torch.Ada
 			return err
 		}
 	}
-	n, err := torch.ClipGradNorm(params, t.Config.GradClip)
+	clip := torch.ClipGradNorm
+	if t.Config.Foreach {
+		clip = torch.ClipGradNormForeach
+	}
+	n, err := clip(params, t.Config.GradClip)
 	if err != nil {
 		return err
 	}

@@ -171,9 +171,10 @@ func ClipGradNorm(params []*Tensor, maxNorm float64) (float64, error) {
 // ClipGradNormForeach is ClipGradNorm with the per-parameter norms taken,
 // and the gradients scaled, over all parameters at once (at::_foreach_*:
 // a few kernels on CUDA instead of about four launches per parameter).
-// The squared norms are summed in one reduction rather than one by one, so
-// the norm may differ from ClipGradNorm's in its last bits. Gradients
-// other than float32 take ClipGradNorm's path.
+// The squared norms are summed on the host in ClipGradNorm's order, so the
+// results are ClipGradNorm's wherever the per-tensor norms are (on the CPU,
+// to the bit; CUDA's multi-tensor norm kernel may round differently).
+// Gradients other than float32 take ClipGradNorm's path.
 func ClipGradNormForeach(params []*Tensor, maxNorm float64) (float64, error) {
 	hs, err := liveHandles("clip_grad_norm", params)
 	if err != nil {

@@ -37,15 +37,24 @@ func (b *bench) train(stage2H, stage2W int64, k int) error {
 	runs, warm := b.runs, b.warmup
 	b.runs, b.warmup = min(runs, 5), 1
 	defer func() { b.runs, b.warmup = runs, warm }()
-	for _, c := range []struct {
-		stage int
-		h, w  int64
-	}{{2, stage2H, stage2W}, {1, b.h, b.w}} {
+	type trainCase struct {
+		stage   int
+		h, w    int64
+		foreach bool
+	}
+	cases := []trainCase{{2, stage2H, stage2W, false}, {1, b.h, b.w, false}}
+	if b.variants { // the optimisers and clips over all tensors at once
+		cases = append(cases, trainCase{2, stage2H, stage2W, true})
+	}
+	for _, c := range cases {
 		name := fmt.Sprintf("train stage %d %d×%d×%d", c.stage, b.frames, c.h, c.w)
 		if c.stage == 2 {
 			name += fmt.Sprintf(" k=%d", k)
 		}
-		if err := b.trainStage(u, bb, c.stage, c.h, c.w, k, name); err != nil {
+		if c.foreach {
+			name += " foreach"
+		}
+		if err := b.trainStage(u, bb, c.stage, c.h, c.w, k, c.foreach, name); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 			b.results = append(b.results, Result{Name: name + " (failed: " + firstLine(err.Error()) + ")"})
 		}
@@ -53,13 +62,13 @@ func (b *bench) train(stage2H, stage2W int64, k int) error {
 	return nil
 }
 
-func (b *bench) trainStage(u *unet.Model, bb *discriminator.Backbone, stage int, h, w int64, k int, name string) (err error) {
+func (b *bench) trainStage(u *unet.Model, bb *discriminator.Backbone, stage int, h, w int64, k int, foreach bool, name string) (err error) {
 	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 1)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	tr, err := osv.NewTrainer(u, d, osv.TrainConfig{Stage: stage, SolverSteps: k, Seed: 1})
+	tr, err := osv.NewTrainer(u, d, osv.TrainConfig{Stage: stage, SolverSteps: k, Foreach: foreach, Seed: 1})
 	if err != nil {
 		return err
 	}

@@ -114,7 +114,14 @@ char* osv_clip_grad_norm_foreach(osv_tensor** params, int n, double max_norm, do
     *total_norm = 0;
     return nullptr;
   }
-  const double total = std::sqrt(at::stack(at::_foreach_norm(grads, 2)).square().sum().item<double>());
+  // One copy of all the norms to the host, then the per-parameter path's
+  // float32 sum of squares in its order: the same total to the bit where
+  // the norms are the same.
+  const at::Tensor norms = at::stack(at::_foreach_norm(grads, 2)).to(at::kCPU).contiguous();
+  const float* nv = norms.data_ptr<float>();
+  float sq = 0;
+  for (int64_t i = 0; i < norms.numel(); i++) sq = sq + nv[i] * nv[i];
+  const double total = std::sqrt(static_cast<double>(sq));
   *total_norm = total;
   if (!std::isfinite(total) || max_norm <= 0 || total <= max_norm) return nullptr;
   at::_foreach_mul_(grads, max_norm / (total + 1e-6));
