@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"image/gif"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,9 +67,10 @@ func TestLatentScale(t *testing.T) {
 
 // clipChecks are the demo's per-clip measures against the clip's truth.
 type clipChecks struct {
-	held       float64 // objects of frame 0 found in every later frame
-	crisp      float64 // the worst frame's share of pixels within 0.25 of −1 or 1
-	start      float64 // largest distance of a tracked frame-0 centre from the true one (px)
+	held       float64 // share of the clip's objects found at frame 0 and in every later frame
+	crisp      float64 // the worst frame's share of saturated pixels among the lit ones
+	start      float64 // mean distance of the tracked frame-0 centres from the true ones (px)
+	starts     int     // objects found at frame 0
 	background float64 // world.Background
 	motion     world.Motion
 }
@@ -75,15 +78,14 @@ type clipChecks struct {
 func checkClip(wc world.Config, clip world.Clip, px []float32) clipChecks {
 	var c clipChecks
 	tracks, found := wc.Track(px)
-	var objs, kept int
+	kept := 0
 	for i, o := range clip.Objects {
 		k := o.Color
 		if !found[k][0] {
-			c.start = math.Inf(1)
 			continue
 		}
-		objs++
-		c.start = math.Max(c.start, math.Hypot(tracks[k][0][0]-clip.Tracks[i][0][0], tracks[k][0][1]-clip.Tracks[i][0][1]))
+		c.start += math.Hypot(tracks[k][0][0]-clip.Tracks[i][0][0], tracks[k][0][1]-clip.Tracks[i][0][1])
+		c.starts++
 		all := true
 		for t := range found[k] {
 			all = all && found[k][t]
@@ -92,44 +94,56 @@ func checkClip(wc world.Config, clip world.Clip, px []float32) clipChecks {
 			kept++
 		}
 	}
-	if objs > 0 {
+	if len(clip.Objects) > 0 {
 		c.held = float64(kept) / float64(len(clip.Objects))
 	}
-	per := 3 * wc.Size * wc.Size
+	if c.starts > 0 {
+		c.start /= float64(c.starts)
+	}
+	// Crispness: of the pixels that are not background (some channel above
+	// −0.75), the share whose every channel is within 0.25 of −1 or 1, in
+	// the worst frame. A blurred square has a halo of grey pixels around a
+	// shrunken core; a crisp one has none.
+	plane := wc.Size * wc.Size
 	c.crisp = 1
 	for f := range wc.Frames {
-		var sharp int
-		for _, v := range px[f*per : (f+1)*per] {
-			if math.Abs(math.Abs(float64(v))-1) <= 0.25 {
-				sharp++
+		frame := px[f*3*plane : (f+1)*3*plane]
+		var lit, sharp int
+		for i := range plane {
+			on, sat := false, true
+			for ch := range 3 {
+				v := float64(frame[ch*plane+i])
+				on = on || v > -0.75
+				sat = sat && math.Abs(math.Abs(v)-1) <= 0.25
+			}
+			if on {
+				lit++
+				if sat {
+					sharp++
+				}
 			}
 		}
-		c.crisp = math.Min(c.crisp, float64(sharp)/float64(per))
+		if lit > 0 {
+			c.crisp = math.Min(c.crisp, float64(sharp)/float64(lit))
+		}
 	}
 	c.background = wc.Background(px)
 	c.motion = wc.MeasureMotion(px)
 	return c
 }
 
-// demoReport runs the committed demo model over n held-out first frames
-// with sm and summarises the checks.
+// demoReport summarises the checks over clips generated from held-out
+// first frames.
 type demoReport struct {
 	held, crisp, start, background, speedW1, stillW1, fd, stillFD float64
 	speed, smooth, trueSpeed, trueSmooth                          float64
 }
 
-func runDemoChecks(t *testing.T, n int, sm sampler) demoReport {
-	u, err := loadStudent("teacher", "student-lora", "cpu")
-	require.NoError(t, err)
-	defer u.Close()
-	wc := world.DefaultConfig()
-	r := rand.New(rand.NewPCG(77, 0))
-	clips := make([]world.Clip, n)
-	for i := range clips {
-		clips[i] = wc.Sample(r)
-	}
+// scoreDemo measures generated clips px against the truth of clips.
+func scoreDemo(t *testing.T, wc world.Config, clips []world.Clip, px [][]float32) demoReport {
+	t.Helper()
 	es := newEvalSet(wc, clips, len(clips), 5)
-	got, err := es.run("demo", u, sm)
+	got, err := es.scoreClips("generated", 1, px)
 	require.NoError(t, err)
 	still := make([][]float32, len(clips))
 	for i, c := range clips {
@@ -137,44 +151,213 @@ func runDemoChecks(t *testing.T, n int, sm sampler) demoReport {
 	}
 	ref, err := es.scoreClips("still", 0, still)
 	require.NoError(t, err)
-	// Every generated clip, not only the sample the row keeps.
-	px, _, err := es.generate(u, sm, clips, es.seed)
-	require.NoError(t, err)
-	rep := demoReport{held: 1, crisp: 1, speedW1: got.SpeedW1, stillW1: ref.SpeedW1, fd: got.FD, stillFD: ref.FD,
+	rep := demoReport{crisp: 1, speedW1: got.SpeedW1, stillW1: ref.SpeedW1, fd: got.FD, stillFD: ref.FD,
 		speed: got.Motion.Speed, smooth: got.Motion.Smoothness}
 	truth := world.Summarize(es.motion)
 	rep.trueSpeed, rep.trueSmooth = truth.Speed, truth.Smoothness
+	n := float64(len(clips))
+	starts := 0
 	for i, c := range clips {
 		ch := checkClip(wc, c, px[i])
-		rep.held = math.Min(rep.held, ch.held)
+		rep.held += ch.held / n
 		rep.crisp = math.Min(rep.crisp, ch.crisp)
-		rep.start = math.Max(rep.start, ch.start)
-		rep.background += ch.background / float64(n)
+		rep.start += ch.start * float64(ch.starts)
+		starts += ch.starts
+		rep.background += ch.background / n
 	}
-	t.Logf("%s over %d clips: every object kept in every frame in the worst clip %.2f, worst frame crisp %.3f, frame-0 centres within %.2f px, background %.4f; speed %.2f (true %.2f), smoothness %.2f (true %.2f), speed W1 %.2f (still %.2f), FD %.1f (still %.1f)",
-		samplerLabel(sm), n, rep.held, rep.crisp, rep.start, rep.background, rep.speed, rep.trueSpeed, rep.smooth, rep.trueSmooth, rep.speedW1, rep.stillW1, rep.fd, rep.stillFD)
+	if starts > 0 {
+		rep.start /= float64(starts)
+	} else {
+		rep.start = math.Inf(1)
+	}
+	return rep
+}
+
+func (r demoReport) String() string {
+	return fmt.Sprintf("objects held in every frame %.2f, worst frame crisp %.3f, frame-0 centres off by %.2f px on average, background %.4f; speed %.2f (true %.2f), smoothness %.2f (true %.2f), speed W1 %.2f (still %.2f), FD %.1f (still %.1f)",
+		r.held, r.crisp, r.start, r.background, r.speed, r.trueSpeed, r.smooth, r.trueSmooth, r.speedW1, r.stillW1, r.fd, r.stillFD)
+}
+
+// The demo's bounds: what "every object of the first frame stays a crisp
+// square in every frame, where the conditioning put it, and moves at the
+// world's speeds along smooth paths" means in numbers.
+const (
+	demoMinHeld        = 0.9  // mean share of objects found in every frame
+	demoMinCrisp       = 0.9  // share of saturated pixels among the lit ones, in the worst frame
+	demoMaxStart       = 1.0  // mean px between a tracked and a true frame-0 centre (occlusion moves a few)
+	demoMaxBackground  = 0.02 // the issue's bound on the background's level
+	demoMaxExtraSmooth = 0.75 // px/frame² above the true clips' smoothness
+	demoMaxW1Share     = 0.3  // speed W1 against the still video's
+	demoMaxFDShare     = 0.2  // FD against the still video's
+)
+
+// failures names every check r fails.
+func (r demoReport) failures() []string {
+	var out []string
+	check := func(ok bool, name string) {
+		if !ok {
+			out = append(out, name)
+		}
+	}
+	check(r.held >= demoMinHeld, "held")
+	check(r.crisp >= demoMinCrisp, "crisp")
+	check(r.start <= demoMaxStart, "start")
+	check(r.background <= demoMaxBackground, "background")
+	check(r.speed > 0.6*r.trueSpeed && r.speed < 1.4*r.trueSpeed, "speed")
+	check(r.smooth < r.trueSmooth+demoMaxExtraSmooth, "smoothness")
+	check(r.speedW1 < demoMaxW1Share*r.stillW1, "speed W1")
+	check(r.fd < demoMaxFDShare*r.stillFD, "FD")
+	return out
+}
+
+// heldOutClips are the demo tests' first frames and truths.
+func heldOutClips(n int) []world.Clip {
+	wc := world.DefaultConfig()
+	r := rand.New(rand.NewPCG(77, 0))
+	clips := make([]world.Clip, n)
+	for i := range clips {
+		clips[i] = wc.Sample(r)
+	}
+	return clips
+}
+
+// The checks pass the world's own continuations and fail each way a
+// generated clip goes wrong: blurred, fading, on a noisy background,
+// jittering in place, turning at random, or standing still.
+func TestDemoChecksRejectBadClips(t *testing.T) {
+	wc := world.DefaultConfig()
+	clips := heldOutClips(32)
+	truth := make([][]float32, len(clips))
+	for i, c := range clips {
+		truth[i] = c.Pixels
+	}
+	rep := scoreDemo(t, wc, clips, truth)
+	t.Logf("the true continuations: %s", rep)
+	require.Empty(t, rep.failures())
+
+	r := rand.New(rand.NewPCG(5, 5))
+	per := 3 * wc.Size * wc.Size
+	bad := map[string]func(c world.Clip) []float32{
+		"blurred": func(c world.Clip) []float32 { return boxBlur(wc, c.Pixels) },
+		"fading": func(c world.Clip) []float32 {
+			out := slices.Clone(c.Pixels)
+			for f := range wc.Frames {
+				a := float32(f) / float32(wc.Frames-1)
+				for i := f * per; i < (f+1)*per; i++ {
+					out[i] = out[i]*(1-a) - a
+				}
+			}
+			return out
+		},
+		"noisy background": func(c world.Clip) []float32 {
+			out := slices.Clone(c.Pixels)
+			for i, v := range out {
+				out[i] = float32(math.Max(-1, math.Min(1, float64(v)+0.3*r.NormFloat64())))
+			}
+			return out
+		},
+		"jittering in place": func(c world.Clip) []float32 {
+			return renderPaths(wc, c, func(i, f int, x, y float64) (float64, float64) {
+				if f == 0 {
+					return c.Objects[i].X, c.Objects[i].Y
+				}
+				return c.Objects[i].X + 3*(2*r.Float64()-1), c.Objects[i].Y + 3*(2*r.Float64()-1)
+			})
+		},
+		"turning at random": func(c world.Clip) []float32 {
+			return renderPaths(wc, c, func(i, f int, x, y float64) (float64, float64) {
+				if f == 0 {
+					return c.Objects[i].X, c.Objects[i].Y
+				}
+				a, sp := 2*math.Pi*r.Float64(), math.Hypot(c.Objects[i].VX, c.Objects[i].VY)
+				return x + sp*math.Cos(a), y + sp*math.Sin(a)
+			})
+		},
+		"standing still": func(c world.Clip) []float32 { return holdStill(wc, c.Pixels) },
+	}
+	want := map[string]string{
+		"blurred": "crisp", "fading": "held", "noisy background": "background",
+		"jittering in place": "smoothness", "turning at random": "smoothness", "standing still": "speed",
+	}
+	for name, f := range bad {
+		px := make([][]float32, len(clips))
+		for i, c := range clips {
+			px[i] = f(c)
+		}
+		rep := scoreDemo(t, wc, clips, px)
+		t.Logf("%s: %s; fails %v", name, rep, rep.failures())
+		require.Contains(t, rep.failures(), want[name], name)
+	}
+}
+
+// boxBlur averages each pixel with its 3×3 neighbours, per channel.
+func boxBlur(wc world.Config, px []float32) []float32 {
+	s := wc.Size
+	out := make([]float32, len(px))
+	for p := 0; p < len(px)/(s*s); p++ {
+		plane := px[p*s*s : (p+1)*s*s]
+		for y := range s {
+			for x := range s {
+				var sum float32
+				var n int
+				for dy := -1; dy <= 1; dy++ {
+					for dx := -1; dx <= 1; dx++ {
+						if yy, xx := y+dy, x+dx; yy >= 0 && yy < s && xx >= 0 && xx < s {
+							sum += plane[yy*s+xx]
+							n++
+						}
+					}
+				}
+				out[p*s*s+y*s+x] = sum / float32(n)
+			}
+		}
+	}
+	return out
+}
+
+// renderPaths draws c's objects frame by frame at the top-left corners
+// step gives (from the previous frame's), clamped inside the frame.
+func renderPaths(wc world.Config, c world.Clip, step func(i, f int, x, y float64) (float64, float64)) []float32 {
+	per := 3 * wc.Size * wc.Size
+	out := make([]float32, wc.Frames*per)
+	objs := slices.Clone(c.Objects)
+	for f := range wc.Frames {
+		for i := range objs {
+			x, y := step(i, f, objs[i].X, objs[i].Y)
+			room := float64(wc.Size - objs[i].Side)
+			objs[i].X, objs[i].Y = math.Max(0, math.Min(room, x)), math.Max(0, math.Min(room, y))
+			objs[i].VX, objs[i].VY = 0, 0
+		}
+		wc.Render(objs, 0, out[f*per:(f+1)*per])
+	}
+	return out
+}
+
+// runDemoChecks runs the committed demo model over n held-out first
+// frames with sm and scores every generated clip.
+func runDemoChecks(t *testing.T, n int, sm sampler) demoReport {
+	u, err := loadStudent("teacher", "student-lora", "cpu")
+	require.NoError(t, err)
+	defer u.Close()
+	wc := world.DefaultConfig()
+	clips := heldOutClips(n)
+	es := newEvalSet(wc, clips, len(clips), 5)
+	px, _, err := es.generate(u, sm, clips, es.seed)
+	require.NoError(t, err)
+	rep := scoreDemo(t, wc, clips, px)
+	t.Logf("%s over %d clips: %s", samplerLabel(sm), n, rep)
 	return rep
 }
 
 // The committed demo model, the distilled toy student, keeps every object
 // of the first frame a crisp square in every frame, where the conditioning
 // put it, on a clean background, and moves it at the world's speeds along
-// smooth paths, on the CPU, in one step and with TTS. A blurred clip fails
-// the crispness, a fading one the persistence, objects jittering in place
-// or changing direction at random the smoothness, and a still video the
-// speed and its W1.
+// smooth paths, on the CPU, in one step and with TTS
+// (TestDemoChecksRejectBadClips shows what each bound rejects).
 func TestDemoModelMoves(t *testing.T) {
 	for _, sm := range []sampler{studentSteps(1), studentTTS()} {
 		rep := runDemoChecks(t, 16, sm)
-		require.GreaterOrEqual(t, rep.held, demoMinHeld, "%s: an object of the first frame lost in some frame", samplerLabel(sm))
-		require.GreaterOrEqual(t, rep.crisp, demoMinCrisp, "%s: blurred frames", samplerLabel(sm))
-		require.LessOrEqual(t, rep.start, 1.5, "%s: frame 0 is not where the conditioning put the objects", samplerLabel(sm))
-		require.LessOrEqual(t, rep.background, 0.02, "%s: noise or haze over the background", samplerLabel(sm))
-		require.Greater(t, rep.speed, 0.6*rep.trueSpeed, "%s: too slow", samplerLabel(sm))
-		require.Less(t, rep.speed, 1.4*rep.trueSpeed, "%s: too fast", samplerLabel(sm))
-		require.Less(t, rep.smooth, rep.trueSmooth+demoMaxExtraSmooth, "%s: paths that jitter or turn at random", samplerLabel(sm))
-		require.Less(t, rep.speedW1, 0.3*rep.stillW1, "%s: the speeds against a still video's", samplerLabel(sm))
-		require.Less(t, rep.fd, demoMaxFD, "%s: FD", samplerLabel(sm))
+		require.Empty(t, rep.failures(), "%s: %s", samplerLabel(sm), rep)
 	}
 }
 
@@ -192,12 +375,12 @@ func TestDemoCommand(t *testing.T) {
 	clip := wc.Sample(rand.New(rand.NewPCG(3, 0)))
 	px := readGIFClip(t, out, wc)
 	ch := checkClip(wc, clip, px)
-	t.Logf("the GIF: objects kept %.2f, worst frame crisp %.3f, frame-0 centres within %.2f px, background %.4f, speed %.2f, smoothness %.2f, persistence %.2f",
+	t.Logf("the GIF: objects kept %.2f, worst frame crisp %.3f, frame-0 centres off by %.2f px on average, background %.4f, speed %.2f, smoothness %.2f, persistence %.2f",
 		ch.held, ch.crisp, ch.start, ch.background, ch.motion.Speed, ch.motion.Smoothness, ch.motion.Persistence)
 	require.Equal(t, 1.0, ch.held, "every object of the first frame in every frame of the GIF")
 	require.GreaterOrEqual(t, ch.crisp, demoMinCrisp)
-	require.LessOrEqual(t, ch.start, 1.5)
-	require.LessOrEqual(t, ch.background, 0.02)
+	require.LessOrEqual(t, ch.start, demoMaxStart)
+	require.LessOrEqual(t, ch.background, demoMaxBackground)
 	require.Greater(t, ch.motion.Speed, wc.MinSpeed*0.6)
 	require.Less(t, ch.motion.Speed, wc.MaxSpeed*1.4)
 }
@@ -296,12 +479,3 @@ func TestCommandLine(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-seeds", "1,x"}, &log, &log), "-seeds")
 	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel"}, jobNames())
 }
-
-// The demo model's bounds, set from its measurements (TestDemoModelMoves'
-// log) with room for the CPU's rounding.
-const (
-	demoMinHeld        = 0.0
-	demoMinCrisp       = 0.0
-	demoMaxExtraSmooth = 100.0
-	demoMaxFD          = 1e9
-)
