@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -23,6 +26,7 @@ type experiment struct {
 	World                      world.Config
 	TeacherSteps               int
 	TeacherWall                time.Duration // when > 0: as many steps as fit, measured on the first steps
+	TeacherBudget              time.Duration // when > 0: stop the teacher after this long and keep it for the next command
 	TeacherBatch               int
 	TeacherLR                  float64
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
@@ -150,8 +154,26 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 		}
 		run.Stages, run.Loss = prev.Stages, prev.Loss
 	} else {
-		if u, err = unet.New(teacherUNet(wc), unet.WithDevice(o.Device), unet.WithSeed(o.Seeds[0])); err != nil {
+		ckpt, progPath := filepath.Join(o.Work, "teacher-ckpt"), filepath.Join(o.Work, "teacher-progress.json")
+		var prog teacherProgress
+		if b, err := os.ReadFile(progPath); err == nil {
+			if err := json.Unmarshal(b, &prog); err != nil {
+				return fmt.Errorf("%s: %w", progPath, err)
+			}
+			if prog.Batch != o.TeacherBatch {
+				return fmt.Errorf("%s: the teacher was trained at batch %d, not -teacher-batch %d", progPath, prog.Batch, o.TeacherBatch)
+			}
+			if u, err = unet.Load(ckpt, unet.WithDevice(o.Device)); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.log, "teacher: resuming at step %d of %d from %s (fresh optimiser moments)\n", prog.Step, prog.Steps, ckpt)
+		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
+		} else {
+			if u, err = unet.New(teacherUNet(wc), unet.WithDevice(o.Device), unet.WithSeed(o.Seeds[0])); err != nil {
+				return err
+			}
+			prog = teacherProgress{Steps: o.TeacherSteps, Batch: o.TeacherBatch}
 		}
 		fmt.Fprintf(e.log, "teacher: %.3g parameters\n", float64(u.NumParams()))
 		t0 := time.Now()
@@ -159,15 +181,36 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			torch.ResetPeakMemory(e.dev)
 		}
 		res, err := trainTeacher(ctx, u, wc, teacherOptions{
-			Steps: o.TeacherSteps, Wall: o.TeacherWall, Batch: o.TeacherBatch, LR: o.TeacherLR,
+			Steps: prog.Steps, Wall: o.TeacherWall, Batch: o.TeacherBatch, LR: o.TeacherLR,
 			PMean: o.PMean, PStd: o.PStd, DropCond: 0.1, Seed: o.Seeds[0],
+			From: prog.Step, Budget: o.TeacherBudget, TailSum: prog.TailSum, TailN: prog.TailN,
 		}, e.log)
 		if err != nil {
 			u.Close()
 			return err
 		}
+		prog.Step, prog.Steps, prog.TailSum, prog.TailN = res.Reached, res.Steps, res.TailSum, res.TailN
+		prog.Wall += time.Since(t0)
+		prog.PeakGiB = max(prog.PeakGiB, peak(e.dev))
+		if !res.done() {
+			// Out of this command's budget: keep the float32 weights and the
+			// progress for the next command.
+			defer u.Close()
+			if err := u.Save(ckpt); err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(prog, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(progPath, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.log, "teacher: %d of %d steps; the same command continues from %s\n", prog.Step, prog.Steps, ckpt)
+			return errTeacherUnfinished
+		}
 		run.Loss = res.Loss
-		run.Stages = []stageLine{{fmt.Sprintf("teacher (EDM, from scratch, batch %d)", o.TeacherBatch), res.Steps, time.Since(t0), peak(e.dev)}}
+		run.Stages = []stageLine{{fmt.Sprintf("teacher (EDM, from scratch, batch %d)", o.TeacherBatch), res.Steps, prog.Wall, prog.PeakGiB}}
 		u, err = saveBF16(u, dir, o.Device)
 		if err != nil {
 			return err
@@ -206,6 +249,19 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 	}
 	return writeRun(path, run)
 }
+
+// teacherProgress is an unfinished teacher's state between commands.
+type teacherProgress struct {
+	Step, Steps, Batch int
+	TailSum            float64
+	TailN              int
+	Wall               time.Duration
+	PeakGiB            float64
+}
+
+// errTeacherUnfinished stops the phases after a teacher that ran out of
+// its command's budget; the same command continues it.
+var errTeacherUnfinished = errors.New("the teacher is not finished: run the same command again to continue")
 
 // saveBF16 stores u in dir with its weights rounded to bfloat16 (half the
 // size on disk: the committed teacher is this file) and returns the model

@@ -10,7 +10,7 @@
 // Every phase writes its results into -work as it finishes, and skips what
 // is there, so the whole table can be built over several shorter commands:
 //
-//	go run -tags cuda ./examples/toy teacher -device cuda -work W
+//	go run -tags cuda ./examples/toy teacher -device cuda -work W -teacher-steps 6000 -teacher-budget 8m   # again until it finishes
 //	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs stage1,osv
 //	go run ./examples/toy table -work W -out docs/toy
 //	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Device, "device", "cpu", "cpu, cuda or cuda:N")
 	fs.IntVar(&o.TeacherSteps, "teacher-steps", o.TeacherSteps, "teacher training steps")
 	fs.DurationVar(&o.TeacherWall, "teacher-wall", 0, "train the teacher for about this long instead (steps set from the first 20)")
+	fs.DurationVar(&o.TeacherBudget, "teacher-budget", 0, "stop the teacher's training after this long, keeping it in -work; the same command continues it")
 	fs.IntVar(&o.TeacherBatch, "teacher-batch", o.TeacherBatch, "teacher batch size")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")

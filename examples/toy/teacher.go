@@ -41,8 +41,12 @@ func teacherUNet(wc world.Config) unet.Config {
 // image conditioning dropped at random so that guidance works.
 type teacherOptions struct {
 	Steps, Batch int
-	Wall         time.Duration // when > 0, Steps is set from the speed of the first 20 steps to fill it
-	Foreach      bool          // the optimiser and the gradient clip over all parameters at once
+	Wall         time.Duration // when > 0 (and From is 0), Steps is set from the speed of the first 20 steps to fill it
+	From         int           // steps already taken (a resumed run); the data and noise continue from there
+	Budget       time.Duration // when > 0, stop after this long, even before Steps
+	TailSum      float64       // the loss summed over the last tenth's steps taken before From
+	TailN        int
+	Foreach      bool // the optimiser and the gradient clip over all parameters at once
 	LR           float64
 	PMean, PStd  float64 // ln σ ~ N(PMean, PStd²)
 	DropCond     float64 // probability of an unconditional example
@@ -51,9 +55,15 @@ type teacherOptions struct {
 
 // teacherResult is what the teacher's training measured.
 type teacherResult struct {
-	Loss  float64 // averaged over the last tenth of the steps
-	Steps int
+	Loss    float64 // averaged over the last tenth of the steps
+	Steps   int     // the total steps planned
+	Reached int     // the steps taken, this run's and earlier runs'
+	TailSum float64 // for resuming: the tail's loss sum and count so far
+	TailN   int
 }
+
+// done reports whether the training reached its planned steps.
+func (r teacherResult) done() bool { return r.Reached >= r.Steps }
 
 // trainTeacher trains every weight of u from its random initialisation
 // on fresh clips of the world, then freezes it.
@@ -84,19 +94,31 @@ func trainTeacher(ctx context.Context, u *unet.Model, wc world.Config, o teacher
 	if err != nil {
 		return res, err
 	}
-	defer g.Close()
+	defer func() { g.Close() }() // g is replaced when resuming
 	r := rand.New(rand.NewPCG(o.Seed, 1))
+	if o.From > 0 {
+		// A resumed run draws data and noise of its own, from streams of
+		// the step it starts at.
+		r = rand.New(rand.NewPCG(o.Seed, uint64(o.From)+1))
+		g.Close()
+		if g, err = torch.NewGenerator(o.Seed + 1_000_003*uint64(o.From)); err != nil {
+			return res, err
+		}
+	}
 	den := &unet.Denoiser{UNet: u}
 	dev := u.Device()
 	start := time.Now()
-	var tail float64
-	var tailN int
+	tail, tailN := o.TailSum, o.TailN
 	const probe = 20
-	for step := 1; step <= o.Steps; step++ {
+	res.Reached = o.From
+	for step := o.From + 1; step <= o.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if o.Wall > 0 && step == probe+1 {
+		if o.Budget > 0 && step > o.From+1 && time.Since(start) >= o.Budget {
+			break // every command takes at least one step
+		}
+		if o.Wall > 0 && o.From == 0 && step == probe+1 {
 			if dev.CUDA {
 				torch.Synchronize(dev)
 			}
@@ -110,6 +132,7 @@ func trainTeacher(ctx context.Context, u *unet.Model, wc world.Config, o teacher
 		if err != nil {
 			return res, fmt.Errorf("teacher step %d: %w", step, err)
 		}
+		res.Reached = step
 		if step > o.Steps-max(o.Steps/10, 1) {
 			tail += l
 			tailN++
@@ -118,7 +141,11 @@ func trainTeacher(ctx context.Context, u *unet.Model, wc world.Config, o teacher
 			fmt.Fprintf(log, "teacher %d/%d loss %.4f lr %.2g %.1fs\n", step, o.Steps, l, opt.LR, time.Since(start).Seconds())
 		}
 	}
-	return teacherResult{Loss: tail / float64(tailN), Steps: o.Steps}, nil
+	res.Steps, res.TailSum, res.TailN = o.Steps, tail, tailN
+	if tailN > 0 {
+		res.Loss = tail / float64(tailN)
+	}
+	return res, nil
 }
 
 func teacherStep(u *unet.Model, den *unet.Denoiser, wc world.Config, o teacherOptions, r *rand.Rand, g *torch.Generator,

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -469,6 +470,39 @@ func TestExperimentSmoke(t *testing.T) {
 	// The demo runs on what the experiment wrote.
 	gifPath := filepath.Join(t.TempDir(), "demo.gif")
 	require.NoError(t, runDemo([]string{"-model", filepath.Join(o.Work, "teacher"), "-lora", filepath.Join(o.Work, "student-lora"), "-out", gifPath, "-sampler", "1"}, &log))
+}
+
+// The teacher trains over several commands: one cut short by its budget
+// keeps its weights and progress, the next continues from them, and the
+// last one finishes and evaluates it. The resumed teacher differs from
+// one trained in one go (fresh optimiser moments, its own data), but takes
+// the same number of steps.
+func TestTeacherResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	o := defaultExperiment().quick()
+	o.TeacherSteps, o.TeacherBudget = 3, time.Nanosecond // one step a command
+	o.World = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
+	o.Work, o.Out, o.Device, o.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
+	var log testWriter
+	e, done, err := o.setup(&log, "log.txt")
+	require.NoError(t, err)
+	defer done()
+	for i := 1; i < 3; i++ {
+		require.ErrorIs(t, o.teacherPhase(t.Context(), e), errTeacherUnfinished, "command %d", i)
+		require.Contains(t, string(log), fmt.Sprintf("teacher: %d of 3 steps", i))
+	}
+	require.Contains(t, string(log), "teacher: resuming at step 1 of 3")
+	other := o
+	other.TeacherBatch++
+	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "trained at batch")
+	require.NoError(t, o.teacherPhase(t.Context(), e))
+	r, ok, err := readRun(filepath.Join(o.Work, "teacher.json"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 3, r.Stages[0].Steps)
+	require.Positive(t, r.Loss)
 }
 
 // The command line names its phases and jobs.
