@@ -47,7 +47,7 @@
 // NewProcessGroup (ProcessGroup.AllReduceMean, Broadcast, Barrier,
 // NewGradReducer), GradReducer, DistributedBuilt, ParseBackend.
 //
-// Profiler: StartProfiler, StopProfiler.
+// Profiler: StartProfiler, StopProfiler, DeviceTimes (a trace's device time by kernel).
 //
 // Checkpoints: LoadFile, SaveFile and ReadTensor over the files of package
 // torch/safetensors (safetensors.Open, safetensors.OpenCheckpoint for

@@ -53,3 +53,25 @@ func TestProfilerWritesTrace(t *testing.T) {
 	}
 	require.Contains(t, strings.Join(names, "\n"), "aten::m", "the matrix product is in the trace")
 }
+
+// DeviceTimes sums a trace's device events by name, longest first (ties
+// by name), and leaves out the host's operators.
+func TestDeviceTimes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": [
+		{"ph": "X", "cat": "kernel", "name": "b", "dur": 3},
+		{"ph": "X", "cat": "gpu_memset", "name": "Memset", "dur": 1},
+		{"ph": "X", "cat": "kernel", "name": "a", "dur": 3},
+		{"ph": "X", "cat": "kernel", "name": "b", "dur": 2},
+		{"ph": "X", "cat": "cpu_op", "name": "aten::add", "dur": 50}
+	]}`), 0o644))
+	ks, err := DeviceTimes(path)
+	require.NoError(t, err)
+	require.Equal(t, []DeviceTime{{"b", "kernel", 2, 5}, {"a", "kernel", 1, 3}, {"Memset", "gpu_memset", 1, 1}}, ks)
+	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "dur": 9}]}`), 0o644))
+	ks, err = DeviceTimes(path)
+	require.NoError(t, err)
+	require.Empty(t, ks)
+	_, err = DeviceTimes(filepath.Join(t.TempDir(), "none.json"))
+	require.ErrorContains(t, err, "none.json")
+}

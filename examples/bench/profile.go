@@ -1,13 +1,10 @@
 package main
 
 import (
-	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/onestepvideo/osv-go/torch"
@@ -38,7 +35,7 @@ func (b *bench) profileRun(name string, fn func() error) error {
 	if ferr != nil {
 		return fmt.Errorf("%s (profiled): %w", name, ferr)
 	}
-	ks, err := kernelTimes(base + ".json")
+	ks, err := torch.DeviceTimes(base + ".json")
 	if err != nil {
 		return err
 	}
@@ -51,54 +48,8 @@ func (b *bench) profileRun(name string, fn func() error) error {
 	return nil
 }
 
-// kernelTime is the GPU time of every launch of one kernel (or copy).
-type kernelTime struct {
-	Name     string
-	Category string
-	Calls    int
-	US       float64
-}
-
-// kernelTimes sums the durations of the trace's device events by name.
-func kernelTimes(path string) ([]kernelTime, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var trace struct {
-		Events []struct {
-			Name string  `json:"name"`
-			Cat  string  `json:"cat"`
-			Ph   string  `json:"ph"`
-			Dur  float64 `json:"dur"`
-		} `json:"traceEvents"`
-	}
-	if err := json.Unmarshal(b, &trace); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	by := map[string]*kernelTime{}
-	for _, e := range trace.Events {
-		if e.Ph != "X" || (e.Cat != "kernel" && e.Cat != "gpu_memcpy" && e.Cat != "gpu_memset") {
-			continue
-		}
-		k := by[e.Name]
-		if k == nil {
-			k = &kernelTime{Name: e.Name, Category: e.Cat}
-			by[e.Name] = k
-		}
-		k.Calls++
-		k.US += e.Dur
-	}
-	var ks []kernelTime
-	for _, k := range by {
-		ks = append(ks, *k)
-	}
-	slices.SortFunc(ks, func(a, b kernelTime) int { return cmp.Compare(b.US, a.US) })
-	return ks, nil
-}
-
 // writeKernelTable prints the top kernels with their share of the total.
-func writeKernelTable(w io.Writer, name string, ks []kernelTime, top int) {
+func writeKernelTable(w io.Writer, name string, ks []torch.DeviceTime, top int) {
 	total := 0.0
 	for _, k := range ks {
 		total += k.US

@@ -7,9 +7,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/onestepvideo/osv-go/torch"
 )
 
-func TestKernelTimesSumsDeviceEventsByName(t *testing.T) {
+func TestKernelTableFromATrace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "trace.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": [
 		{"ph": "X", "cat": "kernel", "name": "gemm", "dur": 10},
@@ -19,9 +21,9 @@ func TestKernelTimesSumsDeviceEventsByName(t *testing.T) {
 		{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "dur": 100},
 		{"ph": "f", "cat": "kernel", "name": "gemm"}
 	]}`), 0o644))
-	ks, err := kernelTimes(path)
+	ks, err := torch.DeviceTimes(path)
 	require.NoError(t, err)
-	require.Equal(t, []kernelTime{
+	require.Equal(t, []torch.DeviceTime{
 		{Name: "gemm", Category: "kernel", Calls: 2, US: 40.5},
 		{Name: "silu", Category: "kernel", Calls: 1, US: 4},
 		{Name: "Memcpy HtoD", Category: "gpu_memcpy", Calls: 1, US: 2},
@@ -33,6 +35,6 @@ func TestKernelTimesSumsDeviceEventsByName(t *testing.T) {
 	require.NotContains(t, out.String(), "Memcpy", "only the top rows")
 
 	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": [`), 0o644))
-	_, err = kernelTimes(path)
+	_, err = torch.DeviceTimes(path)
 	require.ErrorContains(t, err, path)
 }
