@@ -1,16 +1,13 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -194,7 +191,7 @@ func profileCase(w io.Writer, dev torch.Device, base, name string, batch, steps 
 	if err := torch.StopProfiler(base + ".json"); err != nil {
 		return err
 	}
-	ks, err := kernelTimes(base + ".json")
+	ks, err := torch.DeviceTimes(base + ".json")
 	if err != nil {
 		return err
 	}
@@ -225,49 +222,4 @@ func profileCase(w io.Writer, dev torch.Device, base, name string, batch, steps 
 		fmt.Fprintf(out, "  %9.2f %5.1f%% %7d  %s\n", k.US/1000/profiled, 100*k.US/max(total, 1e-9), k.Calls/profiled, n)
 	}
 	return nil
-}
-
-// kernelTime is the GPU time of every launch of one kernel (or copy).
-type kernelTime struct {
-	Name  string
-	Calls int
-	US    float64
-}
-
-// kernelTimes sums the durations of a Chrome trace's device events by name.
-func kernelTimes(path string) ([]kernelTime, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var trace struct {
-		Events []struct {
-			Name string  `json:"name"`
-			Cat  string  `json:"cat"`
-			Ph   string  `json:"ph"`
-			Dur  float64 `json:"dur"`
-		} `json:"traceEvents"`
-	}
-	if err := json.Unmarshal(b, &trace); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	by := map[string]*kernelTime{}
-	for _, e := range trace.Events {
-		if e.Ph != "X" || (e.Cat != "kernel" && e.Cat != "gpu_memcpy" && e.Cat != "gpu_memset") {
-			continue
-		}
-		k := by[e.Name]
-		if k == nil {
-			k = &kernelTime{Name: e.Name}
-			by[e.Name] = k
-		}
-		k.Calls++
-		k.US += e.Dur
-	}
-	var ks []kernelTime
-	for _, k := range by {
-		ks = append(ks, *k)
-	}
-	slices.SortFunc(ks, func(a, b kernelTime) int { return cmp.Compare(b.US, a.US) })
-	return ks, nil
 }
