@@ -56,6 +56,32 @@ func sameStep(t *testing.T, want, got Metrics, msg string) {
 	require.Equal(t, want, got, msg)
 }
 
+// optionsFixture is the option tests' shared start: the tiny UNet, the
+// discriminator's backbone and a batch; release closes them (checking the
+// errors) and is also run at the test's end if the test did not. The tiny
+// discriminator made with the backbone is closed at once: the tests make
+// their own from bb.
+func optionsFixture(t *testing.T) (u *unet.Model, bb *discriminator.Backbone, b Batch, release func()) {
+	t.Helper()
+	u = tinyUNet(t)
+	bb, d := tinyDisc(t)
+	require.NoError(t, d.Close())
+	s := torch.NewScope()
+	b = tinyBatch(t, s)
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		s.Close()
+		require.NoError(t, bb.Close())
+		require.NoError(t, u.Close())
+	}
+	t.Cleanup(release)
+	return u, bb, b, release
+}
+
 // The consistency loss's λ(σ): with "edm" and "inverse-gap" the first
 // step's L_CD is the uniform one's times (σ_n² + 1)/σ_n² and
 // 1/(σ_n − σ_{n+k}), and so is the student's gradient (without the
@@ -63,14 +89,7 @@ func sameStep(t *testing.T, want, got Metrics, msg string) {
 // the bit. Three seeds draw three grid indices.
 func TestLossWeight(t *testing.T) {
 	start := torch.Live()
-	u := tinyUNet(t)
-	defer u.Close()
-	bb, d := tinyDisc(t)
-	defer bb.Close()
-	require.NoError(t, d.Close())
-	s := torch.NewScope()
-	defer s.Close()
-	b := tinyBatch(t, s)
+	u, bb, b, release := optionsFixture(t)
 	seen := map[float64]bool{}
 	for _, seed := range []uint64{1, 2, 6} {
 		c := optionsConfig(seed)
@@ -102,9 +121,7 @@ func TestLossWeight(t *testing.T) {
 		}
 	}
 	require.Len(t, seen, 3, "the seeds should draw three levels")
-	s.Close()
-	require.NoError(t, bb.Close())
-	require.NoError(t, u.Close())
+	release()
 	require.Equal(t, start, torch.Live(), "native tensors leaked")
 }
 
@@ -115,14 +132,7 @@ func TestLossWeight(t *testing.T) {
 // is kept, and just below it x0 is taken.
 func TestDiscReal(t *testing.T) {
 	start := torch.Live()
-	u := tinyUNet(t)
-	defer u.Close()
-	bb, d := tinyDisc(t)
-	defer bb.Close()
-	require.NoError(t, d.Close())
-	s := torch.NewScope()
-	defer s.Close()
-	b := tinyBatch(t, s)
+	u, bb, b, release := optionsFixture(t)
 
 	c := optionsConfig(6)
 	grid := c.Defaults().grid()
@@ -156,9 +166,7 @@ func TestDiscReal(t *testing.T) {
 	require.Equal(t, def.LossDist, data.LossDist)
 	require.Equal(t, def.LossAdvG, data.LossAdvG)
 
-	s.Close()
-	require.NoError(t, bb.Close())
-	require.NoError(t, u.Close())
+	release()
 	require.Equal(t, start, torch.Live(), "native tensors leaked")
 }
 
@@ -272,14 +280,7 @@ func TestRestoreAcrossLossOptions(t *testing.T) {
 // multi-tensor norm kernel may round differently; a GAN's steps then
 // drift apart, so the bound there is loose).
 func TestForeachTrainerMatchesPerTensor(t *testing.T) {
-	u := tinyUNet(t)
-	defer u.Close()
-	bb, d0 := tinyDisc(t)
-	defer bb.Close()
-	require.NoError(t, d0.Close())
-	s := torch.NewScope()
-	defer s.Close()
-	b := tinyBatch(t, s)
+	u, bb, b, _ := optionsFixture(t)
 	run := func(foreach bool) ([]Metrics, [][]float64) {
 		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
 		require.NoError(t, err)

@@ -30,11 +30,15 @@
 // Autograd: Tensor.SetRequiresGrad, Tensor.RequiresGrad, Backward,
 // Tensor.Grad, Tensor.ZeroGrad, ZeroGrads; Scope.Detach stops a gradient.
 //
-// Optimisers: NewAdamW (AdamW.Step, State, Restore, Close), ClipGradNorm,
+// Optimisers: NewAdamW (AdamW.Step, State, Restore, Close, SetLR; Foreach
+// and Capturable), ClipGradNorm, ClipGradNormForeach, ClipGradNormDevice,
 // EMA, CopyInto, Finite.
 //
-// Random numbers: NewGenerator, Generator.Randn, Generator.Rand,
-// Generator.State, Generator.SetState.
+// CUDA graphs: CaptureGraph records a whole step (forward, backward, clip
+// and optimiser) once; Graph.Replay runs it again with one launch.
+//
+// Random numbers: NewGenerator, NewDeviceGenerator, Generator.Randn,
+// Generator.Rand, Generator.State, Generator.SetState.
 //
 // Devices, dtypes and settings: Device, CPU, CUDA, ParseDevice,
 // Device.Check; DType and its constants, ParseDType; Synchronize,

@@ -27,11 +27,29 @@ type AdamW struct {
 	// seven launches per parameter). The operations and their order are the
 	// per-parameter path's.
 	Foreach bool
+	// Capturable keeps the step count and the learning rate on the
+	// parameters' device, so that Step reads nothing from the host and can
+	// be recorded in a CUDA graph (CaptureGraph). Set it before the first
+	// Step. Step then takes the learning rate from the device, where SetLR
+	// writes it (a Step after LR was changed without SetLR is an error), and
+	// counts steps in counters there that Steps reads back. Float32
+	// parameters on one CUDA device take ATen's fused AdamW kernel (one
+	// launch for all of them); the others take the per-parameter update
+	// with those numbers on the device. Foreach is then ignored.
+	Capturable bool
+	// SkipUnlessFinite, with Capturable, is a one-element tensor (the norm
+	// ClipGradNormDevice returns, say): while it is not finite, Step leaves
+	// the moments and the parameters as they are; the step count still
+	// advances.
+	SkipUnlessFinite *Tensor
 
 	params   []*Tensor
 	expAvg   []*Tensor
 	expAvgSq []*Tensor
 	step     int64
+	steps    []*Tensor // Capturable: each parameter's step count, float32 on its device
+	lr       *Tensor   // Capturable: the learning rate, float32 on the first parameter's device
+	lrSet    float64   // the value last written to lr
 }
 
 // NewAdamW makes an optimiser with zero moments (the parameters' shapes,
@@ -91,6 +109,9 @@ func (o *AdamW) Step() (err error) {
 	if err != nil {
 		return err
 	}
+	if o.Capturable {
+		return o.stepDevice(ps)
+	}
 	o.step++
 	if err := cb.AdamW(ps, handlesOf(o.expAvg), handlesOf(o.expAvgSq),
 		o.LR, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.step, o.Foreach); err != nil {
@@ -100,8 +121,96 @@ func (o *AdamW) Step() (err error) {
 	return nil
 }
 
-// Steps is the number of updates made (or set by Restore).
-func (o *AdamW) Steps() int64 { return o.step }
+// stepDevice is Step with Capturable set.
+func (o *AdamW) stepDevice(ps []cb.Tensor) error {
+	if len(o.expAvg) != len(o.params) {
+		return errors.New("adamw: step of a closed optimiser")
+	}
+	if o.lr == nil {
+		if err := o.deviceState(); err != nil {
+			return err
+		}
+	}
+	if o.LR != o.lrSet {
+		return fmt.Errorf("adamw: LR changed to %g without SetLR (with Capturable the learning rate is read on the device, where it is %g)", o.LR, o.lrSet)
+	}
+	var skip cb.Tensor
+	if o.SkipUnlessFinite != nil {
+		if err := live("adamw", o.SkipUnlessFinite); err != nil {
+			return err
+		}
+		skip = o.SkipUnlessFinite.h
+	}
+	if err := cb.AdamWDevice(ps, handlesOf(o.expAvg), handlesOf(o.expAvgSq), handlesOf(o.steps), o.lr.h,
+		o.Beta1, o.Beta2, o.Eps, o.WeightDecay, skip); err != nil {
+		return fmt.Errorf("adamw: %w", err)
+	}
+	o.step++
+	return nil
+}
+
+// deviceState makes the device-side step counters (from the host's count)
+// and learning rate.
+func (o *AdamW) deviceState() error {
+	if len(o.params) == 0 {
+		return errors.New("adamw: no parameters")
+	}
+	for _, p := range o.params {
+		t, err := Full(nil, []int64{}, float64(o.step), Float32, p.Device())
+		if err != nil {
+			return fmt.Errorf("adamw: %w", err)
+		}
+		o.steps = append(o.steps, t)
+	}
+	lr, err := Full(nil, []int64{}, o.LR, Float32, o.params[0].Device())
+	if err != nil {
+		return fmt.Errorf("adamw: %w", err)
+	}
+	o.lr, o.lrSet = lr, o.LR
+	return nil
+}
+
+// SetLR sets LR and, once a Capturable optimiser has taken a step, writes
+// it to the device (ordinary work: call it between replays of a graph, not
+// while one records). A closed optimiser is an error.
+func (o *AdamW) SetLR(lr float64) error {
+	if len(o.expAvg) != len(o.params) {
+		return errors.New("adamw: SetLR on a closed optimiser")
+	}
+	o.LR = lr
+	if o.lr == nil {
+		return nil
+	}
+	if err := fill(o.lr, lr); err != nil {
+		return fmt.Errorf("adamw: %w", err)
+	}
+	o.lrSet = lr
+	return nil
+}
+
+// fill sets every element of t to v.
+func fill(t *Tensor, v float64) error {
+	src, err := Full(nil, t.Shape(), v, t.DType(), t.Device())
+	if err != nil {
+		return err
+	}
+	defer src.Free()
+	return cb.CopyInto(t.h, src.h)
+}
+
+// Steps is the number of updates made (or set by Restore). With
+// Capturable it is read from the device, and so counts the updates that
+// graph replays made; it is -1 if that read fails.
+func (o *AdamW) Steps() int64 {
+	if o.Capturable && len(o.steps) > 0 && !o.steps[0].Released() {
+		v, err := o.steps[0].Item()
+		if err != nil {
+			return -1
+		}
+		return int64(v)
+	}
+	return o.step
+}
 
 // State returns the moments by parameter index (exp_avg.i, exp_avg_sq.i)
 // for a checkpoint (SaveFile writes it as it is); the tensors stay the
@@ -141,6 +250,11 @@ func (o *AdamW) Restore(state map[string]*Tensor, steps int64) error {
 			}
 		}
 	}
+	for _, t := range o.steps {
+		if err := fill(t, float64(steps)); err != nil {
+			return fmt.Errorf("adamw: step count: %w", err)
+		}
+	}
 	o.step = steps
 	return nil
 }
@@ -148,10 +262,13 @@ func (o *AdamW) Restore(state map[string]*Tensor, steps int64) error {
 // Close releases the optimiser's state (not the parameters); Step and
 // Restore then return an error. It is safe to call twice.
 func (o *AdamW) Close() {
-	for _, t := range append(o.expAvg, o.expAvgSq...) {
+	for _, t := range append(append(o.expAvg, o.expAvgSq...), o.steps...) {
 		t.Free()
 	}
-	o.expAvg, o.expAvgSq = nil, nil
+	if o.lr != nil {
+		o.lr.Free()
+	}
+	o.expAvg, o.expAvgSq, o.steps, o.lr = nil, nil, nil, nil
 }
 
 // ClipGradNorm scales the parameters' gradients, in place, so that their
@@ -181,6 +298,26 @@ func ClipGradNormForeach(params []*Tensor, maxNorm float64) (float64, error) {
 		return 0, err
 	}
 	return cb.ClipGradNorm(hs, maxNorm, true)
+}
+
+// ClipGradNormDevice is ClipGradNorm for work recorded in a CUDA graph:
+// the norm stays on the parameters' device, returned as a float32 scalar
+// tensor owned by s (the caller when s is nil), and the gradients are
+// multiplied there by min(1, maxNorm/(norm + 1e-6)) (maxNorm > 0; nothing
+// is scaled otherwise). When the norm is not finite the factor is 0 (a NaN
+// gradient stays NaN): give the norm to AdamW.SkipUnlessFinite, and check
+// it after the step. With no gradient at all the norm is 0. No parameters,
+// and a nil or released one, are errors.
+func ClipGradNormDevice(s *Scope, params []*Tensor, maxNorm float64) (*Tensor, error) {
+	hs, err := liveHandles("clip_grad_norm", params)
+	if err != nil {
+		return nil, err
+	}
+	h, err := cb.ClipGradNormDevice(hs, maxNorm)
+	if err != nil {
+		return nil, fmt.Errorf("clip_grad_norm: %w", err)
+	}
+	return own(s, h)
 }
 
 // Finite reports whether v is neither NaN nor infinite.

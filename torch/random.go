@@ -6,10 +6,11 @@ import (
 	cb "github.com/onestepvideo/osv-go/internal/cbridge"
 )
 
-// Generator is a seeded source of random numbers. Numbers are drawn on the
-// CPU in float32 and then cast and moved, so a seed gives the same values on
-// every device. Close releases it; after Close its methods return an
-// error. It is not safe for concurrent use.
+// Generator is a seeded source of random numbers. Numbers are drawn in
+// float32 on the generator's device and then cast and moved: on the CPU for
+// NewGenerator, so that a seed gives the same values on every device; on a
+// device of its own for NewDeviceGenerator. Close releases it; after Close
+// its methods return an error. It is not safe for concurrent use.
 type Generator struct{ g cb.Generator }
 
 // NewGenerator makes a generator from a seed (libtorch's CPU generator):
@@ -18,6 +19,20 @@ func NewGenerator(seed uint64) (*Generator, error) {
 	g, err := cb.NewGenerator(seed)
 	if err != nil {
 		return nil, fmt.Errorf("generator: %w", err)
+	}
+	return &Generator{g}, nil
+}
+
+// NewDeviceGenerator makes a generator that draws on dev itself: CUDA's
+// Philox generator for a CUDA device (no host work, nothing to upload; the
+// numbers differ from NewGenerator's for the same seed), the CPU generator
+// for the CPU. A seed gives the same numbers in every run on the same
+// device. A build without CUDA reports a CUDA device as an error.
+func NewDeviceGenerator(seed uint64, dev Device) (*Generator, error) {
+	dt, di := dev.code()
+	g, err := cb.NewDeviceGenerator(seed, dt, di)
+	if err != nil {
+		return nil, fmt.Errorf("generator on %v: %w", dev, err)
 	}
 	return &Generator{g}, nil
 }

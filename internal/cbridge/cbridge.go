@@ -173,6 +173,14 @@ func NewGenerator(seed uint64) (Generator, error) {
 	return Generator{out}, err
 }
 
+// NewDeviceGenerator makes a generator that draws on a device of its own
+// (CUDA's Philox generator; the CPU generator for the CPU).
+func NewDeviceGenerator(seed uint64, devType, devIndex int) (Generator, error) {
+	var out *C.osv_generator
+	err := status(C.osv_generator_new_device(C.uint64_t(seed), C.int(devType), C.int(devIndex), &out))
+	return Generator{out}, err
+}
+
 // FreeGenerator releases g.
 func FreeGenerator(g Generator) { C.osv_generator_free(g.p) }
 

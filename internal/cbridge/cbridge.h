@@ -67,6 +67,12 @@ char* osv_clip_grad_norm(osv_tensor** params, int n, double max_norm, double* to
 char* osv_adamw_foreach(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** exp_avg_sq, int n, double lr,
                         double beta1, double beta2, double eps, double weight_decay, int64_t step);
 char* osv_clip_grad_norm_foreach(osv_tensor** params, int n, double max_norm, double* total_norm);
+// The same with the step counts (float32 scalars, one per parameter), the
+// learning rate and the global norm kept on the device (optim_device.cc).
+char* osv_adamw_device(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** exp_avg_sq, osv_tensor** steps,
+                       int n, osv_tensor* lr, double beta1, double beta2, double eps, double weight_decay,
+                       osv_tensor* skip_unless_finite);
+char* osv_clip_grad_norm_device(osv_tensor** params, int n, double max_norm, osv_tensor** total);
 // ema: dst ← decay·dst + (1 − decay)·src, elementwise, for each pair.
 char* osv_ema(osv_tensor** dst, osv_tensor** src, int n, double decay);
 // copy_: dst ← src (same shape), in place.
@@ -75,6 +81,9 @@ char* osv_copy_(osv_tensor* dst, osv_tensor* src);
 // Random numbers: a CPU generator (Philox-free mt19937 of ATen), so that a
 // seed gives the same numbers on every device.
 char* osv_generator_new(uint64_t seed, osv_generator** out);
+// A generator of a device's own (CUDA's Philox generator on CUDA; the CPU
+// generator on the CPU) that draws there.
+char* osv_generator_new_device(uint64_t seed, int dev_type, int dev_index, osv_generator** out);
 void osv_generator_free(osv_generator* g);
 // The generator's state as a uint8 tensor, and back.
 char* osv_generator_get_state(osv_generator* g, osv_tensor** out);
@@ -159,6 +168,19 @@ typedef struct osv_event osv_event;
 char* osv_cuda_event_record(int dev_index, osv_event** out);
 char* osv_cuda_event_elapsed(osv_event* start, osv_event* end, double* ms);
 void osv_cuda_event_free(osv_event* e);
+
+// CUDA graphs (graph.cc): enter makes the graph's side stream current on
+// the calling thread (after waiting for the device), leave waits for it and
+// restores the thread's stream; work issued between begin and end is
+// recorded, and replay launches it on the thread's current stream.
+typedef struct osv_graph osv_graph;
+char* osv_graph_new(int dev_index, osv_graph** out);
+char* osv_graph_enter(osv_graph* g);
+char* osv_graph_leave(osv_graph* g);
+char* osv_graph_begin(osv_graph* g);
+char* osv_graph_end(osv_graph* g, int abort);
+char* osv_graph_replay(osv_graph* g);
+void osv_graph_free(osv_graph* g);
 
 // The Kineto profiler (profile.cc): CPU operators, and CUDA kernels when
 // cuda is nonzero, from start until stop writes a Chrome trace to path.

@@ -73,3 +73,24 @@ func GeneratorState(g Generator) (Tensor, error) {
 func SetGeneratorState(g Generator, state Tensor) error {
 	return status(C.osv_generator_set_state(g.p, state.p))
 }
+
+// AdamWDevice is AdamW with the step counts (one float32 scalar per
+// parameter, incremented), the learning rate and the optional finiteness
+// check on the device.
+func AdamWDevice(params, expAvg, expAvgSq, steps []Tensor, lr Tensor, beta1, beta2, eps, weightDecay float64, skipUnlessFinite Tensor) error {
+	if len(expAvg) != len(params) || len(expAvgSq) != len(params) || len(steps) != len(params) {
+		return fmt.Errorf("adamw: %d parameters, %d, %d and %d state tensors", len(params), len(expAvg), len(expAvgSq), len(steps))
+	}
+	p, m, v, st := handles(params), handles(expAvg), handles(expAvgSq), handles(steps)
+	return status(C.osv_adamw_device(first(p), first(m), first(v), first(st), C.int(len(p)), lr.p, C.double(beta1),
+		C.double(beta2), C.double(eps), C.double(weightDecay), skipUnlessFinite.p))
+}
+
+// ClipGradNormDevice is ClipGradNorm with the norm returned as a tensor on
+// the parameters' device.
+func ClipGradNormDevice(params []Tensor, maxNorm float64) (Tensor, error) {
+	p := handles(params)
+	var out *C.osv_tensor
+	err := status(C.osv_clip_grad_norm_device(first(p), C.int(len(p)), C.double(maxNorm), &out))
+	return Tensor{out}, err
+}

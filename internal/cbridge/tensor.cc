@@ -4,6 +4,10 @@
 
 #include "bridge.h"
 
+#ifdef OSV_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
 std::atomic<int64_t> osv::live{0};
 
 struct osv_generator {
@@ -155,6 +159,23 @@ char* osv_generator_new(uint64_t seed, osv_generator** out) {
   OSV_CATCH
 }
 
+char* osv_generator_new_device(uint64_t seed, int dev_type, int dev_index, osv_generator** out) {
+  OSV_TRY
+  const at::Device dev = osv::device(dev_type, dev_index);
+  if (dev.is_cpu()) return osv_generator_new(seed, out);
+#ifdef OSV_CUDA
+  at::Generator gen = at::cuda::detail::createCUDAGenerator(dev.index());
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  }
+  *out = new osv_generator{gen};
+#else
+  throw std::invalid_argument("this build of the library has no CUDA support (libtorch without CUDA)");
+#endif
+  OSV_CATCH
+}
+
 void osv_generator_free(osv_generator* g) { delete g; }
 
 char* osv_generator_get_state(osv_generator* g, osv_tensor** out) {
@@ -175,9 +196,10 @@ static char* random_tensor(bool normal, osv_generator* g, const int64_t* shape, 
                            int dev_type, int dev_index, osv_tensor** out) {
   OSV_TRY
   if (g == nullptr) throw std::invalid_argument("null generator");
-  // Draw in float32 on the CPU, then cast and move: the same seed gives the
-  // same numbers on every device and in every dtype.
-  auto opts = at::TensorOptions().dtype(at::kFloat);
+  // Draw in float32 on the generator's device (the CPU unless it was made
+  // for a device), then cast and move: a CPU generator's seed gives the same
+  // numbers on every device and in every dtype.
+  auto opts = at::TensorOptions().dtype(at::kFloat).device(g->gen.device());
   // ATen's kernels lock the generator themselves.
   at::Tensor x =
       normal ? at::randn(osv::dims(shape, ndim), g->gen, opts) : at::rand(osv::dims(shape, ndim), g->gen, opts);
