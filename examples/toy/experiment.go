@@ -28,6 +28,7 @@ type experiment struct {
 	TeacherWall                time.Duration // when > 0: as many steps as fit, measured on the first steps
 	TeacherBudget              time.Duration // when > 0: stop the teacher after this long and keep it for the next command
 	TeacherBatch               int
+	TeacherGraph               bool // on CUDA: each teacher step replays one recorded CUDA graph
 	TeacherLR                  float64
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
 	Stage1Steps                int
@@ -183,7 +184,7 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 		res, err := trainTeacher(ctx, u, wc, teacherOptions{
 			Steps: prog.Steps, Wall: o.TeacherWall, Batch: o.TeacherBatch, LR: o.TeacherLR,
 			PMean: o.PMean, PStd: o.PStd, DropCond: 0.1, Seed: o.Seeds[0],
-			From: prog.Step, Budget: o.TeacherBudget, TailSum: prog.TailSum, TailN: prog.TailN,
+			Graph: o.TeacherGraph, From: prog.Step, Budget: o.TeacherBudget, TailSum: prog.TailSum, TailN: prog.TailN,
 		}, e.log)
 		if err != nil {
 			u.Close()

@@ -62,6 +62,11 @@ func batchOf(s *torch.Scope, wc world.Config, clips []world.Clip, g *torch.Gener
 	if err != nil {
 		return osv.Batch{}, err
 	}
+	return batchOfPixels(s, px, g, dev)
+}
+
+// batchOfPixels is batchOf from the clips' pixels [B, F, 3, S, S] on dev.
+func batchOfPixels(s *torch.Scope, px *torch.Tensor, g *torch.Generator, dev torch.Device) (osv.Batch, error) {
 	b, f := px.Size(0), px.Size(1)
 	z := s.Reshape(toLatents(s, s.Reshape(px, b*f, 3, px.Size(3), px.Size(4))), b, f, latentChannel, px.Size(3)/factor, px.Size(4)/factor)
 	first := s.Reshape(s.Slice(z, 1, 0, 1), b, latentChannel, z.Size(3), z.Size(4))

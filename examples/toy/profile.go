@@ -32,6 +32,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sb := fs.Int("batch", 32, "stage-2 batch size")
 	steps := fs.Int("steps", 20, "timed steps of each, after 5 untimed")
 	foreach := fs.Bool("foreach", false, "the teacher's optimiser and gradient clip over all parameters at once (torch.AdamW.Foreach)")
+	graph := fs.Bool("graph", false, "the teacher's step recorded once as a CUDA graph and replayed (torch.CaptureGraph)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,14 +63,14 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "teacher blocks %v: %.3g parameters, teacher batch %d (foreach optimiser %v), stage-2 batch %d, %s\n", w, float64(u.NumParams()), *tb, *foreach, *sb, *device)
+	fmt.Fprintf(stdout, "teacher blocks %v: %.3g parameters, teacher batch %d (foreach optimiser %v, graph %v), stage-2 batch %d, %s\n", w, float64(u.NumParams()), *tb, *foreach, *graph, *sb, *device)
 	dir := filepath.Join(*out, "teacher")
 	u, err = saveBF16(u, dir, *device)
 	if err != nil {
 		return err
 	}
 	// The teacher: trainTeacher's own step, as many times as asked.
-	tstep, err := teacherStepper(u, wc, *tb, *foreach)
+	tstep, err := teacherStepper(u, wc, *tb, *foreach, *graph)
 	if err != nil {
 		u.Close()
 		return err
@@ -105,39 +106,21 @@ type stepper struct {
 	close func()
 }
 
-func teacherStepper(u *unet.Model, wc world.Config, batch int, foreach bool) (*stepper, error) {
-	var params []*torch.Tensor
-	for _, p := range u.Params().List() {
-		if err := p.T.SetRequiresGrad(true); err != nil {
-			return nil, err
-		}
-		params = append(params, p.T)
-	}
-	opt, err := torch.NewAdamW(params, 1e-4, 0.9, 0.999, 1e-8, 0)
+func teacherStepper(u *unet.Model, wc world.Config, batch int, foreach, graph bool) (*stepper, error) {
+	o := teacherOptions{Batch: batch, LR: 1e-4, PMean: -0.5, PStd: 1.4, DropCond: 0.1, Foreach: foreach, Graph: graph}
+	tt, err := newTeacherTrainer(u, wc, o, 3)
 	if err != nil {
 		return nil, err
 	}
-	opt.Foreach = foreach
-	g, err := torch.NewGenerator(3)
-	if err != nil {
-		opt.Close()
-		return nil, err
-	}
-	r := rand.New(rand.NewPCG(3, 3))
-	den := &unet.Denoiser{UNet: u}
-	o := teacherOptions{Batch: batch, PMean: -0.5, PStd: 1.4, DropCond: 0.1, Foreach: foreach}
+	feed := newTeacherFeed(wc, o, rand.New(rand.NewPCG(3, 3)))
 	return &stepper{
 		step: func() error {
-			_, err := teacherStep(u, den, wc, o, r, g, u.Device(), params, opt)
+			_, err := tt.step(feed.next(), o.LR)
 			return err
 		},
 		close: func() {
-			for _, p := range params {
-				p.SetRequiresGrad(false)
-				p.ZeroGrad()
-			}
-			opt.Close()
-			g.Close()
+			feed.close()
+			tt.close()
 		},
 	}, nil
 }
