@@ -32,6 +32,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sb := fs.Int("batch", 32, "stage-2 batch size")
 	steps := fs.Int("steps", 20, "timed steps of each, after 5 untimed")
 	foreach := fs.Bool("foreach", false, "the teacher's optimiser and gradient clip over all parameters at once (torch.AdamW.Foreach)")
+	stage2 := fs.Bool("stage2", true, "profile the stage-2 step too")
 	graph := fs.Bool("graph", false, "the teacher's step recorded once as a CUDA graph and replayed (torch.CaptureGraph)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,7 +79,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	err = profileCase(stdout, dev, filepath.Join(*out, "teacher-step"), fmt.Sprintf("teacher step, batch %d", *tb), *tb, *steps, tstep.step)
 	tstep.close()
 	u.Close()
-	if err != nil {
+	if err != nil || !*stage2 {
 		return err
 	}
 	// Stage 2 with k = 5 from the same teacher.
