@@ -281,48 +281,80 @@ func TestRestoreAcrossLossOptions(t *testing.T) {
 // drift apart, so the bound there is loose).
 func TestForeachTrainerMatchesPerTensor(t *testing.T) {
 	u, bb, b, _ := optionsFixture(t)
-	run := func(foreach bool) ([]Metrics, [][]float64) {
-		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
-		require.NoError(t, err)
-		defer d.Close()
-		c := optionsConfig(4)
-		c.Foreach = foreach
-		tr, err := NewTrainer(u, d, c)
-		require.NoError(t, err)
-		defer tr.Close()
-		require.Equal(t, foreach, tr.optG.Foreach)
-		var ms []Metrics
-		for range 3 {
-			m, err := tr.Step(b)
-			require.NoError(t, err)
-			ms = append(ms, m)
-		}
-		var ws [][]float64
-		for _, p := range tr.Student.Trainable() {
-			v, err := p.Float64s()
-			require.NoError(t, err)
-			ws = append(ws, v)
-		}
-		return ms, ws
-	}
-	plain, pw := run(false)
-	multi, mw := run(true)
+	plain, pw := threeSteps(t, u, bb, b, optionsConfig(4))
+	c := optionsConfig(4)
+	c.Foreach = true
+	multi, mw := threeSteps(t, u, bb, b, c)
 	if !testDevice.CUDA {
 		require.Equal(t, plain, multi)
 		require.Equal(t, pw, mw)
 	}
+	closeSteps(t, plain, pw, multi, mw, 1e-3)
+	require.NotEqual(t, plain[0].LossDist, plain[2].LossDist, "the steps trained")
+}
+
+// threeSteps is three trainer steps of c from fresh adapters and a fresh
+// discriminator: their metrics and the adapters after them.
+func threeSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch, c TrainConfig) ([]Metrics, [][]float64) {
+	t.Helper()
+	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+	require.NoError(t, err)
+	defer d.Close()
+	tr, err := NewTrainer(u, d, c)
+	require.NoError(t, err)
+	defer tr.Close()
+	require.Equal(t, c.Foreach, tr.optG.Foreach)
+	var ms []Metrics
+	for range 3 {
+		m, err := tr.Step(b)
+		require.NoError(t, err)
+		ms = append(ms, m)
+	}
+	var ws [][]float64
+	for _, p := range tr.Student.Trainable() {
+		v, err := p.Float64s()
+		require.NoError(t, err)
+		ws = append(ws, v)
+	}
+	return ms, ws
+}
+
+// closeSteps requires two runs' losses, norms and adapters to agree to
+// the relative tolerance tol.
+func closeSteps(t *testing.T, plain []Metrics, pw [][]float64, other []Metrics, ow [][]float64, tol float64) {
+	t.Helper()
 	for i := range plain {
 		for name, v := range map[string][2]float64{
-			"loss_g": {plain[i].LossG, multi[i].LossG}, "loss_d": {plain[i].LossD, multi[i].LossD},
-			"grad_norm_g": {plain[i].GradNormG, multi[i].GradNormG}, "grad_norm_d": {plain[i].GradNormD, multi[i].GradNormD},
+			"loss_g": {plain[i].LossG, other[i].LossG}, "loss_d": {plain[i].LossD, other[i].LossD},
+			"grad_norm_g": {plain[i].GradNormG, other[i].GradNormG}, "grad_norm_d": {plain[i].GradNormD, other[i].GradNormD},
 		} {
-			require.InDelta(t, v[0], v[1], 1e-3*math.Abs(v[0])+1e-9, "step %d: %s", i+1, name)
+			require.InDelta(t, v[0], v[1], tol*math.Abs(v[0])+1e-9, "step %d: %s", i+1, name)
 		}
 	}
 	for i := range pw {
 		for j := range pw[i] {
-			require.InDelta(t, pw[i][j], mw[i][j], 1e-3*(1e-3+math.Abs(pw[i][j])), "adapter tensor %d, value %d", i, j)
+			require.InDelta(t, pw[i][j], ow[i][j], tol*(1e-3+math.Abs(pw[i][j])), "adapter tensor %d, value %d", i, j)
 		}
 	}
-	require.NotEqual(t, plain[0].LossDist, plain[2].LossDist, "the steps trained")
+}
+
+// With GraphDenoisers the teacher's and θ⁻'s calls replay CUDA graphs; the
+// steps are the plain ones to float32 rounding (the same kernels). On the
+// CPU the option is refused by name.
+func TestGraphDenoisersMatchPlain(t *testing.T) {
+	u, bb, b, _ := optionsFixture(t)
+	c := optionsConfig(4)
+	c.GraphDenoisers = true
+	if !testDevice.CUDA {
+		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+		require.NoError(t, err)
+		defer d.Close()
+		_, err = NewTrainer(u, d, c)
+		require.ErrorContains(t, err, "graph_denoisers")
+		return
+	}
+	plain, pw := threeSteps(t, u, bb, b, optionsConfig(4))
+	graphed, gw := threeSteps(t, u, bb, b, c)
+	closeSteps(t, plain, pw, graphed, gw, 1e-4)
+	require.NotEqual(t, graphed[0].LossDist, graphed[2].LossDist, "the steps trained")
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/onestepvideo/osv-go/discriminator"
@@ -35,6 +36,8 @@ type distillOptions struct {
 	MaxGuidance float64
 	Seed        uint64
 	Device      string
+	Graphs      bool // stage 2 on CUDA: the teacher's and θ⁻'s calls replay CUDA graphs (osv.TrainConfig.GraphDenoisers)
+	Foreach     bool // the optimisers and clips over all tensors at once (osv.TrainConfig.Foreach)
 }
 
 // stageRun is one stage of one run.
@@ -114,6 +117,7 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, SolverSteps: st.K,
 		MinGuidance: 1, MaxGuidance: o.MaxGuidance, NoAdversarial: st.NoAdv, Seed: o.Seed,
 		SigmaMax: sigmaMax, DiscReal: st.DiscReal, DiscRealMaxSigma: st.DiscRealMaxSigma,
+		GraphDenoisers: o.Graphs && st.Stage == 2 && strings.HasPrefix(o.Device, "cuda"), Foreach: o.Foreach,
 	}
 	if out.trainer, err = osv.NewTrainer(u, out.disc, cfg); err != nil {
 		return fail(err)

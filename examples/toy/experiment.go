@@ -29,6 +29,7 @@ type experiment struct {
 	TeacherBudget              time.Duration // when > 0: stop the teacher after this long and keep it for the next command
 	TeacherBatch               int
 	TeacherGraph               bool // on CUDA: each teacher step replays one recorded CUDA graph
+	Stage2Graphs               bool // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
 	TeacherLR                  float64
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
 	Stage1Steps                int
