@@ -281,21 +281,35 @@ func TestRestoreAcrossLossOptions(t *testing.T) {
 // drift apart, so the bound there is loose).
 func TestForeachTrainerMatchesPerTensor(t *testing.T) {
 	u, bb, b, _ := optionsFixture(t)
-	plain, pw := threeSteps(t, u, bb, b, optionsConfig(4))
+	n := comparableSteps()
+	plain, pw := trainerSteps(t, u, bb, b, optionsConfig(4), n)
 	c := optionsConfig(4)
 	c.Foreach = true
-	multi, mw := threeSteps(t, u, bb, b, c)
+	multi, mw := trainerSteps(t, u, bb, b, c, n)
 	if !testDevice.CUDA {
 		require.Equal(t, plain, multi)
 		require.Equal(t, pw, mw)
+		require.NotEqual(t, plain[0].LossDist, plain[2].LossDist, "the steps trained")
 	}
-	closeSteps(t, plain, pw, multi, mw, 1e-3)
-	require.NotEqual(t, plain[0].LossDist, plain[2].LossDist, "the steps trained")
+	closeSteps(t, plain, pw, multi, mw, 1e-5)
 }
 
-// threeSteps is three trainer steps of c from fresh adapters and a fresh
+// comparableSteps is how many trainer steps two runs can be compared
+// over: three on the CPU, where a run repeats itself to the bit; one on
+// CUDA, where two runs of the same plain configuration already differ
+// after the first step (its atomics-based reductions; measured on the
+// H200: grad_norm_d 4.59868 and 4.59821 at step 2, 5.580 and 5.450 at
+// step 3), while the first step agrees to every printed digit.
+func comparableSteps() int {
+	if testDevice.CUDA {
+		return 1
+	}
+	return 3
+}
+
+// trainerSteps is n trainer steps of c from fresh adapters and a fresh
 // discriminator: their metrics and the adapters after them.
-func threeSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch, c TrainConfig) ([]Metrics, [][]float64) {
+func trainerSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch, c TrainConfig, n int) ([]Metrics, [][]float64) {
 	t.Helper()
 	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
 	require.NoError(t, err)
@@ -305,7 +319,7 @@ func threeSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch
 	defer tr.Close()
 	require.Equal(t, c.Foreach, tr.optG.Foreach)
 	var ms []Metrics
-	for range 3 {
+	for range n {
 		m, err := tr.Step(b)
 		require.NoError(t, err)
 		ms = append(ms, m)
@@ -339,8 +353,9 @@ func closeSteps(t *testing.T, plain []Metrics, pw [][]float64, other []Metrics, 
 }
 
 // With GraphDenoisers the teacher's and θ⁻'s calls replay CUDA graphs; the
-// steps are the plain ones to float32 rounding (the same kernels). On the
-// CPU the option is refused by name.
+// steps are the plain ones (the same kernels) to float32 rounding, over
+// the steps that two plain runs repeat (comparableSteps). On the CPU the
+// option is refused by name.
 func TestGraphDenoisersMatchPlain(t *testing.T) {
 	u, bb, b, _ := optionsFixture(t)
 	c := optionsConfig(4)
@@ -353,8 +368,9 @@ func TestGraphDenoisersMatchPlain(t *testing.T) {
 		require.ErrorContains(t, err, "graph_denoisers")
 		return
 	}
-	plain, pw := threeSteps(t, u, bb, b, optionsConfig(4))
-	graphed, gw := threeSteps(t, u, bb, b, c)
-	closeSteps(t, plain, pw, graphed, gw, 1e-4)
-	require.NotEqual(t, graphed[0].LossDist, graphed[2].LossDist, "the steps trained")
+	n := comparableSteps()
+	plain, pw := trainerSteps(t, u, bb, b, optionsConfig(4), n)
+	graphed, gw := trainerSteps(t, u, bb, b, c, n)
+	closeSteps(t, plain, pw, graphed, gw, 1e-5)
+	require.NotZero(t, graphed[0].LossDist)
 }
