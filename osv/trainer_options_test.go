@@ -275,10 +275,9 @@ func TestRestoreAcrossLossOptions(t *testing.T) {
 }
 
 // Foreach: the multi-tensor optimisers and clips train as the per-tensor
-// ones do: three steps give the same losses, gradient norms and adapters,
-// to the bit on the CPU and to float32 rounding on CUDA (whose
-// multi-tensor norm kernel may round differently; a GAN's steps then
-// drift apart, so the bound there is loose).
+// ones do: the same losses, gradient norms and adapters, over three steps
+// to the bit on the CPU, and over the first step to 1e-5 on CUDA (whose
+// multi-tensor norm kernel may round differently; see comparableSteps).
 func TestForeachTrainerMatchesPerTensor(t *testing.T) {
 	u, bb, b, _ := optionsFixture(t)
 	n := comparableSteps()
@@ -297,9 +296,9 @@ func TestForeachTrainerMatchesPerTensor(t *testing.T) {
 // comparableSteps is how many trainer steps two runs can be compared
 // over: three on the CPU, where a run repeats itself to the bit; one on
 // CUDA, where two runs of the same plain configuration already differ
-// after the first step (its atomics-based reductions; measured on the
-// H200: grad_norm_d 4.59868 and 4.59821 at step 2, 5.580 and 5.450 at
-// step 3), while the first step agrees to every printed digit.
+// after the first step (measured on the H200: grad_norm_d 4.59868 and
+// 4.59821 at step 2, 5.580 and 5.450 at step 3), while the first step
+// agrees to every printed digit.
 func comparableSteps() int {
 	if testDevice.CUDA {
 		return 1
