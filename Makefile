@@ -49,7 +49,12 @@ endif
 
 ifeq ($(WITH_CUDA),1)
 CUDA_CXX := -DWITH_CUDA -DOSV_CUDA -DOSV_CUDA_KERNELS -I$(CUDA_HOME)/include
-CUDA_LD := -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
+# The CUDA runtime the bridge's graph and stream calls link to: the one
+# beside PyTorch's wheel (nvidia/*/lib), else the toolkit's.
+CUDART_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(LIBTORCH)/../nvidia/*/lib/libcudart.so* \
+  $(LIBTORCH)/../nvidia/cuda_runtime/lib/libcudart.so* $(CUDA_HOME)/lib64/libcudart.so*))))
+CUDART_LD := -L$(CUDART_DIR) -Wl,-rpath,$(CUDART_DIR) -l:$(notdir $(firstword $(wildcard $(CUDART_DIR)/libcudart.so*)))
+CUDA_LD := -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed $(if $(CUDART_DIR),$(CUDART_LD))
 GOTAGS := -tags cuda
 # The bridge's fused kernels (internal/cbridge/kernels.cu), built by nvcc
 # for the GPUs of this machine (NVCC_ARCH) into a shared library.
