@@ -65,6 +65,12 @@ type TrainConfig struct {
 	// about eleven launches per tensor). The updates are the per-tensor
 	// ones; the clip's norm may differ in its last bits (off).
 	Foreach bool `json:"foreach"`
+	// GraphDenoisers replays stage 2's frozen denoisers (the teacher's
+	// solver steps and θ⁻'s target) from CUDA graphs, recorded on their
+	// first call for each input shape (torch.CaptureGraph): the same
+	// kernels, launched once per call instead of one by one. It needs the
+	// UNet on a CUDA device (off).
+	GraphDenoisers bool `json:"graph_denoisers"`
 
 	Seed uint64 `json:"seed"` // seeds the noise, the grid indices, LoRA and the discriminator
 }

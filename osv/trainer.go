@@ -80,6 +80,8 @@ type Trainer struct {
 	step       int64
 	nonFinite  int
 
+	teacherGraphs, targetGraphs *denoiserGraphs // GraphDenoisers: the frozen branches' recorded calls
+
 	reducers     map[*torch.AdamW]*torch.GradReducer // per optimiser, for reducerGroup
 	reducerGroup *torch.ProcessGroup
 }
@@ -124,6 +126,14 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 		return nil, err
 	}
 	t.optG.Foreach, t.optD.Foreach = cfg.Foreach, cfg.Foreach
+	if cfg.GraphDenoisers {
+		dev := u.Device()
+		if !dev.CUDA {
+			return nil, fmt.Errorf("osv: graph_denoisers needs the UNet on a CUDA device, not %v", dev)
+		}
+		t.teacherGraphs = newDenoiserGraphs(t.Teacher.Denoiser, dev)
+		t.targetGraphs = newDenoiserGraphs(t.EMA.Denoiser, dev)
+	}
 	if t.gen, err = torch.NewGenerator(cfg.Seed); err != nil {
 		return nil, err
 	}
@@ -149,6 +159,8 @@ func (t *Trainer) Close() error {
 		return nil
 	}
 	t.closeReducers()
+	t.teacherGraphs.close()
+	t.targetGraphs.close()
 	t.EMA.Close()
 	t.EMA = nil
 	if t.optG != nil {
@@ -230,8 +242,12 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		n := r.IntN(len(t.grid) - k)
 		m.Sigma = t.grid[n]
 		sigmas := t.grid[n : n+k+1]
+		target, teacher := t.EMA.Denoiser(cond), t.Teacher.Denoiser(cond)
+		if t.teacherGraphs != nil {
+			target, teacher = t.targetGraphs.bind(cond), t.teacherGraphs.bind(cond)
+		}
 		out := consistency.Apply(s, consistency.Inputs{
-			Student: student, Target: t.EMA.Denoiser(cond), Teacher: t.Teacher.Denoiser(cond),
+			Student: student, Target: target, Teacher: teacher,
 			Data: x0, Noise: noise, Sigmas: sigmas,
 			Guidance:    solver.FrameGuidance(t.Config.MinGuidance, t.Config.MaxGuidance, int(x0.Size(1))),
 			Consistency: cons, HuberC: t.Config.HuberC, Weight: t.Config.lossWeight(sigmas),

@@ -275,54 +275,101 @@ func TestRestoreAcrossLossOptions(t *testing.T) {
 }
 
 // Foreach: the multi-tensor optimisers and clips train as the per-tensor
-// ones do: three steps give the same losses, gradient norms and adapters,
-// to the bit on the CPU and to float32 rounding on CUDA (whose
-// multi-tensor norm kernel may round differently; a GAN's steps then
-// drift apart, so the bound there is loose).
+// ones do: the same losses, gradient norms and adapters, over three steps
+// to the bit on the CPU, and over the first step to 1e-5 on CUDA (whose
+// multi-tensor norm kernel may round differently; see comparableSteps).
 func TestForeachTrainerMatchesPerTensor(t *testing.T) {
 	u, bb, b, _ := optionsFixture(t)
-	run := func(foreach bool) ([]Metrics, [][]float64) {
-		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
-		require.NoError(t, err)
-		defer d.Close()
-		c := optionsConfig(4)
-		c.Foreach = foreach
-		tr, err := NewTrainer(u, d, c)
-		require.NoError(t, err)
-		defer tr.Close()
-		require.Equal(t, foreach, tr.optG.Foreach)
-		var ms []Metrics
-		for range 3 {
-			m, err := tr.Step(b)
-			require.NoError(t, err)
-			ms = append(ms, m)
-		}
-		var ws [][]float64
-		for _, p := range tr.Student.Trainable() {
-			v, err := p.Float64s()
-			require.NoError(t, err)
-			ws = append(ws, v)
-		}
-		return ms, ws
-	}
-	plain, pw := run(false)
-	multi, mw := run(true)
+	n := comparableSteps()
+	plain, pw := trainerSteps(t, u, bb, b, optionsConfig(4), n)
+	c := optionsConfig(4)
+	c.Foreach = true
+	multi, mw := trainerSteps(t, u, bb, b, c, n)
 	if !testDevice.CUDA {
 		require.Equal(t, plain, multi)
 		require.Equal(t, pw, mw)
+		require.NotEqual(t, plain[0].LossDist, plain[2].LossDist, "the steps trained")
 	}
+	closeSteps(t, plain, pw, multi, mw, 1e-5)
+}
+
+// comparableSteps is how many trainer steps two runs can be compared
+// over: three on the CPU, where a run repeats itself to the bit; one on
+// CUDA, where two runs of the same plain configuration already differ
+// after the first step (measured on the H200: grad_norm_d 4.59868 and
+// 4.59821 at step 2, 5.580 and 5.450 at step 3), while the first step
+// agrees to every printed digit.
+func comparableSteps() int {
+	if testDevice.CUDA {
+		return 1
+	}
+	return 3
+}
+
+// trainerSteps is n trainer steps of c from fresh adapters and a fresh
+// discriminator: their metrics and the adapters after them.
+func trainerSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch, c TrainConfig, n int) ([]Metrics, [][]float64) {
+	t.Helper()
+	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+	require.NoError(t, err)
+	defer d.Close()
+	tr, err := NewTrainer(u, d, c)
+	require.NoError(t, err)
+	defer tr.Close()
+	require.Equal(t, c.Foreach, tr.optG.Foreach)
+	var ms []Metrics
+	for range n {
+		m, err := tr.Step(b)
+		require.NoError(t, err)
+		ms = append(ms, m)
+	}
+	var ws [][]float64
+	for _, p := range tr.Student.Trainable() {
+		v, err := p.Float64s()
+		require.NoError(t, err)
+		ws = append(ws, v)
+	}
+	return ms, ws
+}
+
+// closeSteps requires two runs' losses, norms and adapters to agree to
+// the relative tolerance tol.
+func closeSteps(t *testing.T, plain []Metrics, pw [][]float64, other []Metrics, ow [][]float64, tol float64) {
+	t.Helper()
 	for i := range plain {
 		for name, v := range map[string][2]float64{
-			"loss_g": {plain[i].LossG, multi[i].LossG}, "loss_d": {plain[i].LossD, multi[i].LossD},
-			"grad_norm_g": {plain[i].GradNormG, multi[i].GradNormG}, "grad_norm_d": {plain[i].GradNormD, multi[i].GradNormD},
+			"loss_g": {plain[i].LossG, other[i].LossG}, "loss_d": {plain[i].LossD, other[i].LossD},
+			"grad_norm_g": {plain[i].GradNormG, other[i].GradNormG}, "grad_norm_d": {plain[i].GradNormD, other[i].GradNormD},
 		} {
-			require.InDelta(t, v[0], v[1], 1e-3*math.Abs(v[0])+1e-9, "step %d: %s", i+1, name)
+			require.InDelta(t, v[0], v[1], tol*math.Abs(v[0])+1e-9, "step %d: %s", i+1, name)
 		}
 	}
 	for i := range pw {
 		for j := range pw[i] {
-			require.InDelta(t, pw[i][j], mw[i][j], 1e-3*(1e-3+math.Abs(pw[i][j])), "adapter tensor %d, value %d", i, j)
+			require.InDelta(t, pw[i][j], ow[i][j], tol*(1e-3+math.Abs(pw[i][j])), "adapter tensor %d, value %d", i, j)
 		}
 	}
-	require.NotEqual(t, plain[0].LossDist, plain[2].LossDist, "the steps trained")
+}
+
+// With GraphDenoisers the teacher's and θ⁻'s calls replay CUDA graphs; the
+// steps are the plain ones (the same kernels) to float32 rounding, over
+// the steps that two plain runs repeat (comparableSteps). On the CPU the
+// option is refused by name.
+func TestGraphDenoisersMatchPlain(t *testing.T) {
+	u, bb, b, _ := optionsFixture(t)
+	c := optionsConfig(4)
+	c.GraphDenoisers = true
+	if !testDevice.CUDA {
+		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+		require.NoError(t, err)
+		defer d.Close()
+		_, err = NewTrainer(u, d, c)
+		require.ErrorContains(t, err, "graph_denoisers")
+		return
+	}
+	n := comparableSteps()
+	plain, pw := trainerSteps(t, u, bb, b, optionsConfig(4), n)
+	graphed, gw := trainerSteps(t, u, bb, b, c, n)
+	closeSteps(t, plain, pw, graphed, gw, 1e-5)
+	require.NotZero(t, graphed[0].LossDist)
 }
