@@ -29,6 +29,7 @@ type experiment struct {
 	TeacherBudget              time.Duration // when > 0: stop the teacher after this long and keep it for the next command
 	TeacherBatch               int
 	TeacherGraph               bool // on CUDA: each teacher step replays one recorded CUDA graph
+	TeacherInit                string // when set: the teacher starts from this UNet folder (the committed teacher, say) instead of random weights
 	Stage2Graphs               bool // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
 	TeacherLR                  float64
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
@@ -172,10 +173,10 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		} else {
-			if u, err = unet.New(teacherUNet(wc), unet.WithDevice(o.Device), unet.WithSeed(o.Seeds[0])); err != nil {
+			if u, err = o.freshTeacher(); err != nil {
 				return err
 			}
-			prog = teacherProgress{Steps: o.TeacherSteps, Batch: o.TeacherBatch}
+			prog = teacherProgress{Steps: o.TeacherSteps, Batch: o.TeacherBatch, From: o.TeacherInit}
 		}
 		fmt.Fprintf(e.log, "teacher: %.3g parameters\n", float64(u.NumParams()))
 		t0 := time.Now()
@@ -212,7 +213,11 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			return errTeacherUnfinished
 		}
 		run.Loss = res.Loss
-		run.Stages = []stageLine{{fmt.Sprintf("teacher (EDM, from scratch, batch %d)", o.TeacherBatch), res.Steps, prog.Wall, prog.PeakGiB}}
+		start := "from scratch"
+		if prog.From != "" {
+			start = "continued from " + prog.From
+		}
+		run.Stages = []stageLine{{fmt.Sprintf("teacher (EDM, %s, batch %d)", start, o.TeacherBatch), res.Steps, prog.Wall, prog.PeakGiB}}
 		u, err = saveBF16(u, dir, o.Device)
 		if err != nil {
 			return err
@@ -252,8 +257,30 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 	return writeRun(path, run)
 }
 
+// freshTeacher is the teacher before its training: random weights, or
+// TeacherInit's, which must have the toy teacher's configuration.
+func (o *experiment) freshTeacher() (*unet.Model, error) {
+	cfg := teacherUNet(o.World)
+	if o.TeacherInit == "" {
+		return unet.New(cfg, unet.WithDevice(o.Device), unet.WithSeed(o.Seeds[0]))
+	}
+	u, err := unet.Load(o.TeacherInit, unet.WithDevice(o.Device))
+	if err != nil {
+		return nil, fmt.Errorf("-teacher-init: %w", err)
+	}
+	shape := func(c unet.Config) string {
+		return fmt.Sprintf("sample %d, channels %d → %d, blocks %v, frames %d", c.SampleSize, c.InChannels, c.OutChannels, c.BlockOutChannels, c.NumFrames)
+	}
+	if got, want := shape(u.Config), shape(cfg); got != want {
+		u.Close()
+		return nil, fmt.Errorf("-teacher-init %s: its UNet (%s) is not this world's toy teacher (%s)", o.TeacherInit, got, want)
+	}
+	return u, nil
+}
+
 // teacherProgress is an unfinished teacher's state between commands.
 type teacherProgress struct {
+	From               string // the folder the training started from ("": random weights)
 	Step, Steps, Batch int
 	TailSum            float64
 	TailN              int

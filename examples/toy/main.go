@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.TeacherWall, "teacher-wall", 0, "train the teacher for about this long instead (steps set from the first 20)")
 	fs.DurationVar(&o.TeacherBudget, "teacher-budget", 0, "stop the teacher's training after this long, keeping it in -work; the same command continues it")
 	fs.IntVar(&o.TeacherBatch, "teacher-batch", o.TeacherBatch, "teacher batch size")
+	fs.StringVar(&o.TeacherInit, "teacher-init", "", "start the teacher's training from this UNet folder (examples/toy/teacher, say) instead of random weights")
 	fs.BoolVar(&o.TeacherGraph, "teacher-graph", true, "on CUDA, record the teacher's step once as a CUDA graph and replay it (its noise is then drawn on the device)")
 	fs.BoolVar(&o.Stage2Graphs, "stage2-graphs", true, "on CUDA, replay stage 2's teacher and θ⁻ calls from recorded CUDA graphs (osv.TrainConfig.GraphDenoisers)")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")

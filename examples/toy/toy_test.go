@@ -505,6 +505,36 @@ func TestTeacherResumes(t *testing.T) {
 	require.Positive(t, r.Loss)
 }
 
+// -teacher-init starts the teacher from a trained one: the run says so,
+// and a UNet of another shape is refused by name.
+func TestTeacherInit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	first := defaultExperiment().quick()
+	first.TeacherSteps = 1
+	first.World = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
+	first.Work, first.Out, first.Device, first.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
+	var log testWriter
+	e, done, err := first.setup(&log, "log.txt")
+	require.NoError(t, err)
+	defer done()
+	require.NoError(t, first.teacherPhase(t.Context(), e))
+
+	next := first
+	next.Work, next.TeacherInit = t.TempDir(), first.teacherDir()
+	require.NoError(t, next.teacherPhase(t.Context(), e))
+	r, ok, err := readRun(filepath.Join(next.Work, "teacher.json"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Contains(t, r.Stages[0].Name, "continued from "+first.teacherDir())
+
+	other := next
+	other.Work = t.TempDir()
+	other.World.Size = 64
+	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "-teacher-init "+first.teacherDir())
+}
+
 // The command line names its phases and jobs.
 func TestCommandLine(t *testing.T) {
 	var log testWriter
