@@ -203,8 +203,8 @@ func (o *experiment) report(res *results) string {
 		w.Size, w.Size, w.Frames, w.MinObjects, w.MaxObjects, w.MinSide, w.MaxSide, w.MinSpeed, w.MaxSpeed)
 	fmt.Fprintf(&b, "- **Latents**: no VAE; a frame is centred and scaled, (p − (%g))/%g, the world's pixel mean and deviation, then pixel-unshuffled by %d into %d channels of %d×%d (lossless; decoding is the pixel shuffle and the inverse map).\n",
 		pixelMean, pixelStd, factor, latentChannel, w.Size/factor, w.Size/factor)
-	fmt.Fprintf(&b, "- **Teacher**: SVD's UNet code with a small config (blocks 64, 64, wider than the %d-channel latent; one layer each; 2 heads; stored with bfloat16 weights), trained from random weights for %d steps at batch %d with the EDM objective (SVD's preconditioning, σ_d = 1; ln σ ~ N(%g, %g²); conditioning dropped 10%% of the time), AdamW %g with cosine decay to 0.1×; final training loss %.4f. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",
-		latentChannel, firstSteps(res.teacher), o.TeacherBatch, o.PMean, o.PStd, o.TeacherLR, res.teacher.Loss, 25, sigmaMin, sigmaMax, o.MaxGuidance)
+	fmt.Fprintf(&b, "- **Teacher**: SVD's UNet code with a small config (blocks 64, 64, wider than the %d-channel latent; one layer each; 2 heads; stored with bfloat16 weights), trained %s for %d steps at batch %d with the EDM objective (SVD's preconditioning, σ_d = 1; ln σ ~ N(%g, %g²); conditioning dropped 10%% of the time), AdamW %g with cosine decay to 0.1×; final training loss %.4f. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",
+		latentChannel, teacherStart(res.teacher), firstSteps(res.teacher), o.TeacherBatch, o.PMean, o.PStd, o.TeacherLR, res.teacher.Loss, 25, sigmaMin, sigmaMax, o.MaxGuidance)
 	fmt.Fprintf(&b, "- **OSV**: `osv.Trainer` with LoRA rank %d on the paper's targets, AdamW %g (discriminator %g), batch %d, a grid of 100 Karras levels over [%g, %g] and the paper's other defaults (λ(σ) = 1, λ_adv 0.1, pseudo-Huber c 0.001, EMA 0.95, the discriminator's real = the teacher's last estimate); stage 1 %d steps, stage 2 %d steps with k = 5 unless stated. k = 1 trains while the seed's OSV run trains, on the same machine, and stops when it ends (a k = 1 run started after OSV had finished takes OSV's recorded wall time instead).\n",
 		o.Rank, o.LR, o.DiscLR, o.Batch, sigmaMin, sigmaMax, o.Stage1Steps, o.Stage2Steps)
 	fmt.Fprintf(&b, "- **Discriminator**: the library's DINOv2 code with a small config (4 layers, width 96, 8×8 patches). No pretrained DINOv2 of that size exists, so the backbone is randomly initialised and frozen: its features are random projections, and the trainable latent upsampler and the spatial and temporal heads (spectral norm) do the learning. The pixel ablation judges the decoded frames (`Trainer.Decode`) instead.\n")
@@ -251,4 +251,15 @@ func firstSteps(r runFile) int {
 		return 0
 	}
 	return r.Stages[0].Steps
+}
+
+// teacherStart says where the teacher's training began: random weights,
+// or the folder its stage line names.
+func teacherStart(r runFile) string {
+	if len(r.Stages) > 0 {
+		if _, from, ok := strings.Cut(r.Stages[0].Name, "continued from "); ok {
+			return "from the weights in " + strings.TrimSuffix(strings.SplitN(from, ",", 2)[0], ")")
+		}
+	}
+	return "from random weights"
 }
