@@ -28,9 +28,9 @@ type experiment struct {
 	TeacherWall                time.Duration // when > 0: as many steps as fit, measured on the first steps
 	TeacherBudget              time.Duration // when > 0: stop the teacher after this long and keep it for the next command
 	TeacherBatch               int
-	TeacherGraph               bool // on CUDA: each teacher step replays one recorded CUDA graph
+	TeacherGraph               bool   // on CUDA: each teacher step replays one recorded CUDA graph
 	TeacherInit                string // when set: the teacher starts from this UNet folder (the committed teacher, say) instead of random weights
-	Stage2Graphs               bool // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
+	Stage2Graphs               bool   // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
 	TeacherLR                  float64
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
 	Stage1Steps                int
