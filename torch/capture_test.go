@@ -229,3 +229,15 @@ func TestEMADeviceMatchesEMA(t *testing.T) {
 	defer two.Free()
 	require.ErrorContains(t, EMADevice(b, src, two), "one element")
 }
+
+// The scalar comparisons give bool tensors, false at NaN.
+func TestScalarComparisons(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	x, err := FromFloat32(s, []float32{-1, 0.5, 2, float32(math.NaN()), float32(math.Inf(1))}, []int64{5}, Float32, CPU)
+	require.NoError(t, err)
+	lt, gt := s.Cast(s.LessScalar(x, 1), Float32), s.Cast(s.GreaterScalar(x, 1), Float32)
+	require.Equal(t, []float64{1, 1, 0, 0, 0}, float64s(t, lt))
+	require.Equal(t, []float64{0, 0, 1, 0, 1}, float64s(t, gt))
+	require.Equal(t, Bool, s.LessScalar(x, 1).DType())
+}
