@@ -81,6 +81,8 @@ type Trainer struct {
 	nonFinite  int
 
 	teacherGraphs, targetGraphs *denoiserGraphs // GraphDenoisers: the frozen branches' recorded calls
+	rec                         *recordedStep   // GraphStep: the recorded stage-2 step
+	eagerRec                    bool            // run GraphStep's work without recording it (the CPU's check of it)
 
 	reducers     map[*torch.AdamW]*torch.GradReducer // per optimiser, for reducerGroup
 	reducerGroup *torch.ProcessGroup
@@ -110,9 +112,10 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 		return nil, err
 	}
 	t = &Trainer{Config: cfg, Teacher: teacher, Student: student, Disc: d, grid: cfg.grid()}
+	made := t // the returns below set t to nil before this runs
 	defer func() {
 		if err != nil {
-			t.Close()
+			made.Close()
 			t = nil
 		}
 	}()
@@ -126,6 +129,18 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 		return nil, err
 	}
 	t.optG.Foreach, t.optD.Foreach = cfg.Foreach, cfg.Foreach
+	if cfg.GraphStep {
+		dev := u.Device()
+		switch {
+		case cfg.Stage != 2:
+			return nil, fmt.Errorf("osv: graph_step records stage 2's step, not stage %d's", cfg.Stage)
+		case !dev.CUDA:
+			return nil, fmt.Errorf("osv: graph_step needs the UNet on a CUDA device, not %v", dev)
+		case cfg.GraphDenoisers:
+			return nil, fmt.Errorf("osv: graph_step records the denoisers' calls too: leave graph_denoisers off")
+		}
+		t.optG.Capturable, t.optD.Capturable = true, true
+	}
 	if cfg.GraphDenoisers {
 		dev := u.Device()
 		if !dev.CUDA {
@@ -161,6 +176,8 @@ func (t *Trainer) Close() error {
 	t.closeReducers()
 	t.teacherGraphs.close()
 	t.targetGraphs.close()
+	t.rec.close()
+	t.rec = nil
 	t.EMA.Close()
 	t.EMA = nil
 	if t.optG != nil {
@@ -237,6 +254,23 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		fake = solver.Consistency(s, student, xn, sig, cons)
 		dist = huber.Apply(s, fake, x0, t.Config.HuberC, loss.Mean)
 		real = x0
+	} else if t.Config.GraphStep || t.eagerRec {
+		if t.Group != nil {
+			return m, fmt.Errorf("osv: graph_step does not run in a data-parallel world")
+		}
+		k := t.Config.SolverSteps
+		n := r.IntN(len(t.grid) - k)
+		m.Sigma = t.grid[n]
+		sigmas := t.grid[n : n+k+1]
+		in := stepInputs{noise: noise, sigmas: sigmas, weight: 1, realData: t.Config.realIsData(sigmas[k-1])}
+		if w := t.Config.lossWeight(sigmas); w != nil {
+			in.weight = w(sigmas[0])
+		}
+		o, err := t.recorded(s, b, in, t.eagerRec)
+		if err != nil {
+			return m, err
+		}
+		return t.recordedMetrics(m, o)
 	} else {
 		k := t.Config.SolverSteps
 		n := r.IntN(len(t.grid) - k)
@@ -295,6 +329,28 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		return m, err
 	}
 	// A step counts once however many of its updates were skipped.
+	if !m.Skipped {
+		t.nonFinite = 0
+	} else if t.nonFinite++; t.nonFinite >= t.Config.MaxNonFinite {
+		return m, fmt.Errorf("osv: %d training steps in a row with non-finite gradients (step %d); stopping", t.nonFinite, t.step)
+	}
+	return m, nil
+}
+
+// recordedMetrics reads a recorded step's results into m and counts a
+// skipped (non-finite) update as Step does.
+func (t *Trainer) recordedMetrics(m Metrics, o stepOutputs) (Metrics, error) {
+	for _, p := range []struct {
+		dst *float64
+		src *torch.Tensor
+	}{{&m.LossDist, o.dist}, {&m.LossAdvG, o.advG}, {&m.LossG, o.lossG}, {&m.LossD, o.lossD}, {&m.GradNormG, o.normG}, {&m.GradNormD, o.normD}} {
+		v, err := p.src.Item()
+		if err != nil {
+			return m, err
+		}
+		*p.dst = v
+	}
+	m.Skipped = !torch.Finite(m.GradNormG) || !torch.Finite(m.GradNormD)
 	if !m.Skipped {
 		t.nonFinite = 0
 	} else if t.nonFinite++; t.nonFinite >= t.Config.MaxNonFinite {

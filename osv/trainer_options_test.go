@@ -373,3 +373,115 @@ func TestGraphDenoisersMatchPlain(t *testing.T) {
 	closeSteps(t, plain, pw, graphed, gw, 1e-5)
 	require.NotZero(t, graphed[0].LossDist)
 }
+
+// recordedSteps is n steps of c with GraphStep's work run one operation at
+// a time (eager) or, on CUDA, recorded and replayed.
+func recordedSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch, c TrainConfig, n int, eager bool) ([]Metrics, [][]float64) {
+	t.Helper()
+	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+	require.NoError(t, err)
+	defer d.Close()
+	if !eager {
+		c.GraphStep = true
+	}
+	tr, err := NewTrainer(u, d, c)
+	require.NoError(t, err)
+	defer tr.Close()
+	if eager {
+		tr.eagerRec = true
+		tr.optG.Capturable, tr.optD.Capturable = true, true
+	}
+	var ms []Metrics
+	for i := range n {
+		m, err := tr.Step(b)
+		require.NoError(t, err, "step %d", i+1)
+		ms = append(ms, m)
+	}
+	require.Equal(t, int64(n), tr.optG.Steps(), "the student's updates, counted on the device")
+	var ws [][]float64
+	for _, p := range tr.Student.Trainable() {
+		v, err := p.Float64s()
+		require.NoError(t, err)
+		ws = append(ws, v)
+	}
+	return ms, ws
+}
+
+// GraphStep's work, one operation at a time, trains as Step does: the same
+// losses, norms and adapters over three steps to float32 rounding (its
+// levels, λ and optimiser scalars are float32 on the device), with the
+// default discriminator real, with x0 as the real sample, without the
+// adversarial term and with λ(σ). On CUDA the recorded graph's replays
+// (from the second step) stay as close to the eager work as a second
+// eager run does. The option is refused off CUDA, outside stage 2 and
+// beside graph_denoisers.
+func TestGraphStepMatchesPlain(t *testing.T) {
+	u, bb, b, _ := optionsFixture(t)
+	variants := map[string]func(*TrainConfig){
+		"default": func(*TrainConfig) {}, "real=data": func(c *TrainConfig) { c.DiscReal = "data" },
+		"no-adv": func(c *TrainConfig) { c.NoAdversarial = true }, "edm": func(c *TrainConfig) { c.LossWeight = "edm" },
+	}
+	for name, change := range variants {
+		c := optionsConfig(4)
+		// Small steps, so that float32 rounding does not grow from step to
+		// step (at the default rates, two runs one rounding apart differ by
+		// percents at the third step) while a wrong input would show.
+		c.LR, c.DiscLR = 1e-5, 1e-5
+		change(&c)
+		n := comparableSteps()
+		plain, pw := trainerSteps(t, u, bb, b, c, n)
+		eager, ew := recordedSteps(t, u, bb, b, c, n, true)
+		t.Run(name, func(t *testing.T) {
+			closeSteps(t, plain, nil, eager, nil, 1e-3)
+			// Adam moves a weight whose gradient is about 0 by up to the rate
+			// in either direction, so single weights are compared as a whole.
+			var num, den float64
+			for i := range pw {
+				for j := range pw[i] {
+					num += (pw[i][j] - ew[i][j]) * (pw[i][j] - ew[i][j])
+					den += pw[i][j] * pw[i][j]
+				}
+			}
+			require.Less(t, math.Sqrt(num/den), 1e-2, "the adapters, relative L2")
+		})
+	}
+	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+	require.NoError(t, err)
+	defer d.Close()
+	// The checks in their order: the stage, the device, then graph_denoisers.
+	refusals := []struct {
+		want   string
+		change func(*TrainConfig)
+		cuda   bool // whether the refusal is the one reached on CUDA (else on the CPU)
+	}{
+		{"graph_step records stage 2's step, not stage 1's", func(c *TrainConfig) { c.Stage = 1 }, testDevice.CUDA},
+		{"graph_step needs the UNet on a CUDA device", func(*TrainConfig) {}, false},
+		{"leave graph_denoisers off", func(c *TrainConfig) { c.GraphDenoisers = true }, true},
+	}
+	for _, r := range refusals {
+		if r.cuda != testDevice.CUDA {
+			continue
+		}
+		c := optionsConfig(4)
+		c.GraphStep = true
+		r.change(&c)
+		_, err := NewTrainer(u, d, c)
+		require.ErrorContains(t, err, r.want)
+	}
+	if !testDevice.CUDA {
+		return
+	}
+	c := optionsConfig(4)
+	e1, _ := recordedSteps(t, u, bb, b, c, 2, true)
+	e2, _ := recordedSteps(t, u, bb, b, c, 2, true)
+	g, _ := recordedSteps(t, u, bb, b, c, 2, false)
+	for i := range g {
+		for name, v := range map[string][3]float64{
+			"loss_g": {e1[i].LossG, e2[i].LossG, g[i].LossG}, "loss_d": {e1[i].LossD, e2[i].LossD, g[i].LossD},
+			"grad_norm_g": {e1[i].GradNormG, e2[i].GradNormG, g[i].GradNormG}, "grad_norm_d": {e1[i].GradNormD, e2[i].GradNormD, g[i].GradNormD},
+		} {
+			bound := max(3*math.Abs(v[1]-v[0]), 1e-4*math.Abs(v[0]))
+			require.InDelta(t, v[0], v[2], bound, "step %d: %s (a second eager run: %g)", i+1, name, v[1])
+		}
+	}
+}

@@ -203,3 +203,41 @@ func TestCaptureGraphRefuses(t *testing.T) {
 	require.ErrorContains(t, g.Replay(), "closed")
 	g.Close()
 }
+
+// EMADevice with weight 1 − decay is EMA's update to the bit; weight 0
+// leaves dst alone.
+func TestEMADeviceMatchesEMA(t *testing.T) {
+	dev := fusedDevice()
+	a, b, src := foreachParams(t, dev, 1), foreachParams(t, dev, 1), foreachParams(t, dev, 2)
+	require.NoError(t, EMA(a, src, 0.95))
+	w, err := Full(nil, []int64{1}, 1-0.95, Float32, dev)
+	require.NoError(t, err)
+	defer w.Free()
+	require.NoError(t, EMADevice(b, src, w))
+	for i := range a {
+		require.Equal(t, float64s(t, a[i]), float64s(t, b[i]), "tensor %d", i)
+	}
+	zero, err := Full(nil, []int64{}, 0, Float32, dev)
+	require.NoError(t, err)
+	defer zero.Free()
+	before := float64s(t, b[1])
+	require.NoError(t, EMADevice(b, src, zero))
+	require.Equal(t, before, float64s(t, b[1]))
+	require.ErrorContains(t, EMADevice(b, src[:2], zero), "ema")
+	two, err := Full(nil, []int64{2}, 0, Float32, dev)
+	require.NoError(t, err)
+	defer two.Free()
+	require.ErrorContains(t, EMADevice(b, src, two), "one element")
+}
+
+// The scalar comparisons give bool tensors, false at NaN.
+func TestScalarComparisons(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	x, err := FromFloat32(s, []float32{-1, 0.5, 2, float32(math.NaN()), float32(math.Inf(1))}, []int64{5}, Float32, CPU)
+	require.NoError(t, err)
+	lt, gt := s.Cast(s.LessScalar(x, 1), Float32), s.Cast(s.GreaterScalar(x, 1), Float32)
+	require.Equal(t, []float64{1, 1, 0, 0, 0}, float64s(t, lt))
+	require.Equal(t, []float64{0, 0, 1, 0, 1}, float64s(t, gt))
+	require.Equal(t, Bool, s.LessScalar(x, 1).DType())
+}

@@ -168,3 +168,77 @@ func ExampleSaveFile() {
 	// proj.weight [2 2] float32 [1 2 3 4]
 	// [proj.bias proj.weight] pt
 }
+
+// A training step recorded once as a CUDA graph and replayed: the step's
+// input lives in a tensor made before the recording and is refilled
+// between replays, the optimiser keeps its learning rate and step count on
+// the device (Capturable), and the clip leaves its norm there. (It needs a
+// CUDA device; on the CPU, CaptureGraph reports so.)
+func ExampleCaptureGraph() {
+	dev := torch.CUDA(0)
+	w, err := torch.Zeros(nil, []int64{4}, torch.Float32, dev)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer w.Free()
+	if err := w.SetRequiresGrad(true); err != nil {
+		fmt.Println(err)
+		return
+	}
+	target, err := torch.Zeros(nil, []int64{4}, torch.Float32, dev)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer target.Free()
+	opt, err := torch.NewAdamW([]*torch.Tensor{w}, 0.1, 0.9, 0.999, 1e-8, 0)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer opt.Close()
+	opt.Capturable = true
+	var loss *torch.Tensor // rewritten by every replay
+	g, err := torch.CaptureGraph(dev, 1, func(s *torch.Scope) error {
+		if err := w.ZeroGrad(); err != nil {
+			return err
+		}
+		loss = s.Sum(s.Square(s.Sub(w, target)), false)
+		if err := torch.Backward(loss); err != nil {
+			return err
+		}
+		norm, err := torch.ClipGradNormDevice(s, []*torch.Tensor{w}, 1)
+		if err != nil {
+			return err
+		}
+		opt.SkipUnlessFinite = norm
+		return opt.Step()
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Close()
+	for step := range 100 {
+		next, err := torch.Full(nil, []int64{4}, 1, torch.Float32, dev)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		err = torch.CopyInto(target, next) // the step's data
+		next.Free()
+		if err == nil {
+			err = opt.SetLR(0.1 / float64(1+step/50)) // a schedule, between replays
+		}
+		if err == nil {
+			err = g.Replay()
+		}
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	v, _ := loss.Item()
+	fmt.Printf("loss after %d steps: %.4f\n", opt.Steps(), v)
+}

@@ -150,6 +150,18 @@ func (s *Scope) ClampMin(a *Tensor, v float64) *Tensor { return s.scalar("clamp"
 // ClampMax is min(a, v), elementwise.
 func (s *Scope) ClampMax(a *Tensor, v float64) *Tensor { return s.scalar("clamp", cb.OpClampMax, a, v) }
 
+// LessScalar is a < v, elementwise, as a bool tensor (false where a is
+// NaN).
+func (s *Scope) LessScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("lt", cb.OpLessScalar, a, v)
+}
+
+// GreaterScalar is a > v, elementwise, as a bool tensor (false where a is
+// NaN).
+func (s *Scope) GreaterScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("gt", cb.OpGreaterScalar, a, v)
+}
+
 // LeakyReLU is a where a > 0 and slope·a elsewhere.
 func (s *Scope) LeakyReLU(a *Tensor, slope float64) *Tensor {
 	return s.scalar("leaky_relu", cb.OpLeakyReLU, a, slope)

@@ -320,6 +320,30 @@ func ClipGradNormDevice(s *Scope, params []*Tensor, maxNorm float64) (*Tensor, e
 	return own(s, h)
 }
 
+// EMADevice is EMA with its weight 1 − decay in a one-element tensor on
+// the device: dst ← dst + weight·(src − dst), so that a step recorded in a
+// CUDA graph can switch the update off (weight 0) from a device-side
+// value, a gradient norm's finiteness say. With weight = 1 − decay it is
+// EMA's update. Lists of different lengths, a nil or released tensor, and
+// a weight of more than one element are errors.
+func EMADevice(dst, src []*Tensor, weight *Tensor) error {
+	d, err := liveHandles("ema", dst)
+	if err != nil {
+		return err
+	}
+	sr, err := liveHandles("ema", src)
+	if err != nil {
+		return err
+	}
+	if err := live("ema", weight); err != nil {
+		return err
+	}
+	if err := cb.EMADevice(d, sr, weight.h); err != nil {
+		return fmt.Errorf("ema: %w", err)
+	}
+	return nil
+}
+
 // Finite reports whether v is neither NaN nor infinite.
 func Finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 

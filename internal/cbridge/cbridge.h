@@ -73,6 +73,7 @@ char* osv_adamw_device(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** e
                        int n, osv_tensor* lr, double beta1, double beta2, double eps, double weight_decay,
                        osv_tensor* skip_unless_finite);
 char* osv_clip_grad_norm_device(osv_tensor** params, int n, double max_norm, osv_tensor** total);
+char* osv_lerp_device(osv_tensor** dst, osv_tensor** src, int n, osv_tensor* weight);
 // ema: dst ← decay·dst + (1 − decay)·src, elementwise, for each pair.
 char* osv_ema(osv_tensor** dst, osv_tensor** src, int n, double decay);
 // copy_: dst ← src (same shape), in place.

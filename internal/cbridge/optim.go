@@ -94,3 +94,12 @@ func ClipGradNormDevice(params []Tensor, maxNorm float64) (Tensor, error) {
 	err := status(C.osv_clip_grad_norm_device(first(p), C.int(len(p)), C.double(maxNorm), &out))
 	return Tensor{out}, err
 }
+
+// EMADevice is EMA with the weight 1 − decay in a one-element tensor.
+func EMADevice(dst, src []Tensor, weight Tensor) error {
+	if len(dst) != len(src) {
+		return fmt.Errorf("ema: %d and %d tensors", len(dst), len(src))
+	}
+	d, s := handles(dst), handles(src)
+	return status(C.osv_lerp_device(first(d), first(s), C.int(len(d)), weight.p))
+}

@@ -147,4 +147,18 @@ char* osv_clip_grad_norm_device(osv_tensor** params, int n, double max_norm, osv
   OSV_CATCH
 }
 
+// osv_lerp_device is osv_ema with the weight 1 − decay in a one-element
+// tensor: dst ← dst + w·(src − dst) for each pair (w = 0 leaves dst).
+char* osv_lerp_device(osv_tensor** dst, osv_tensor** src, int n, osv_tensor* weight) {
+  OSV_TRY
+  at::NoGradGuard no_grad;
+  const at::Tensor& w = osv::ref(weight);
+  if (w.numel() != 1) throw std::invalid_argument("ema: the weight tensor must have one element");
+  for (int i = 0; i < n; i++) {
+    at::Tensor& d = osv::ref(dst[i]);
+    d.lerp_(osv::ref(src[i]).to(d.scalar_type()), w.reshape({}).to(d.device(), d.scalar_type()));
+  }
+  OSV_CATCH
+}
+
 }  // extern "C"
