@@ -38,6 +38,7 @@ type distillOptions struct {
 	Device      string
 	Graphs      bool // stage 2 on CUDA: the teacher's and θ⁻'s calls replay CUDA graphs (osv.TrainConfig.GraphDenoisers)
 	Foreach     bool // the optimisers and clips over all tensors at once (osv.TrainConfig.Foreach)
+	Record      bool // stage 2 on CUDA: the whole step recorded once as a CUDA graph (osv.TrainConfig.GraphStep; Graphs is then unused)
 }
 
 // stageRun is one stage of one run.
@@ -117,7 +118,8 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, SolverSteps: st.K,
 		MinGuidance: 1, MaxGuidance: o.MaxGuidance, NoAdversarial: st.NoAdv, Seed: o.Seed,
 		SigmaMax: sigmaMax, DiscReal: st.DiscReal, DiscRealMaxSigma: st.DiscRealMaxSigma,
-		GraphDenoisers: o.Graphs && st.Stage == 2 && strings.HasPrefix(o.Device, "cuda"), Foreach: o.Foreach,
+		GraphDenoisers: o.Graphs && !o.Record && st.Stage == 2 && strings.HasPrefix(o.Device, "cuda"), Foreach: o.Foreach,
+		GraphStep: o.Record && st.Stage == 2 && strings.HasPrefix(o.Device, "cuda"),
 	}
 	if out.trainer, err = osv.NewTrainer(u, out.disc, cfg); err != nil {
 		return fail(err)

@@ -66,6 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.TeacherInit, "teacher-init", "", "start the teacher's training from this UNet folder (examples/toy/teacher, say) instead of random weights")
 	fs.BoolVar(&o.TeacherGraph, "teacher-graph", true, "on CUDA, record the teacher's step once as a CUDA graph and replay it (its noise is then drawn on the device)")
 	fs.BoolVar(&o.Stage2Graphs, "stage2-graphs", true, "on CUDA, replay stage 2's teacher and θ⁻ calls from recorded CUDA graphs (osv.TrainConfig.GraphDenoisers)")
+	fs.BoolVar(&o.Stage2Record, "stage2-record", false, "on CUDA, record stage 2's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep)")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")

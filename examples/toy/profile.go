@@ -33,6 +33,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	steps := fs.Int("steps", 20, "timed steps of each, after 5 untimed")
 	foreach := fs.Bool("foreach", false, "the teacher's optimiser and gradient clip over all parameters at once (torch.AdamW.Foreach)")
 	stage2 := fs.Bool("stage2", true, "profile the stage-2 step too")
+	record := fs.Bool("record", false, "stage 2's whole step recorded once as a CUDA graph and replayed (osv.TrainConfig.GraphStep)")
 	graph := fs.Bool("graph", false, "the teacher's step recorded once as a CUDA graph and replayed, and stage 2's frozen denoisers replayed from graphs (torch.CaptureGraph)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -83,7 +84,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	// Stage 2 with k = 5 from the same teacher.
-	do := distillOptions{Batch: *sb, Rank: 16, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2, Seed: 1, Device: *device, Graphs: *graph, Foreach: *foreach}
+	do := distillOptions{Batch: *sb, Rank: 16, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2, Seed: 1, Device: *device, Graphs: *graph, Foreach: *foreach, Record: *record}
 	st, _, err := runStage(ctx, dir, wc, stageRun{Stage: 2, Steps: 0, K: 5}, do, io.Discard)
 	if err != nil {
 		return err
