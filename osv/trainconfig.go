@@ -78,7 +78,8 @@ type TrainConfig struct {
 	// real sample, the batch and the noise are copied into the graph's
 	// inputs first, and the optimisers keep their numbers on the device
 	// (torch.AdamW.Capturable). It needs stage 2 on a CUDA device, without
-	// Group; GraphDenoisers is then unneeded (off).
+	// Group and with the latent discriminator; GraphDenoisers is then
+	// unneeded (off).
 	GraphStep bool `json:"graph_step"`
 
 	Seed uint64 `json:"seed"` // seeds the noise, the grid indices, LoRA and the discriminator

@@ -138,6 +138,8 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 			return nil, fmt.Errorf("osv: graph_step needs the UNet on a CUDA device, not %v", dev)
 		case cfg.GraphDenoisers:
 			return nil, fmt.Errorf("osv: graph_step records the denoisers' calls too: leave graph_denoisers off")
+		case d.Config.PixelInput:
+			return nil, fmt.Errorf("osv: graph_step does not record a pixel discriminator (pixel_input), whose input constants are uploaded at each call")
 		}
 		t.optG.Capturable, t.optD.Capturable = true, true
 	}
