@@ -81,7 +81,7 @@ func run() error {
 	trainW := flag.Int64("train-width", 576, "stage-2 training width in pixels")
 	solverSteps := flag.Int("k", 5, "stage-2 teacher solver steps")
 	cudnnBench := flag.Bool("cudnn-benchmark", true, "let cuDNN pick convolution algorithms by timing")
-	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels, the VAE decoder in the NCHW layout, and stage 2 with the multi-tensor optimisers (TrainConfig.Foreach)")
+	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels, the VAE decoder in the NCHW layout, and stage 2 with the multi-tensor optimisers (TrainConfig.Foreach) and its CUDA graphs (GraphDenoisers, GraphStep)")
 	jsonOut := flag.String("json", "", "write results as JSON to this file")
 	profile := flag.String("profile", "", "profile one more run of each case into this folder (Chrome traces and kernel summaries)")
 	peerMode := flag.String("peer", "auto", "diffusers on the same cases: auto (when python3 has torch and diffusers), off, or compile (under torch.compile)")

@@ -40,21 +40,25 @@ func (b *bench) train(stage2H, stage2W int64, k int) error {
 	type trainCase struct {
 		stage   int
 		h, w    int64
-		foreach bool
+		variant string // "", "foreach", "graph_denoisers" or "graph_step"
 	}
-	cases := []trainCase{{2, stage2H, stage2W, false}, {1, b.h, b.w, false}}
-	if b.variants { // the optimisers and clips over all tensors at once
-		cases = append(cases, trainCase{2, stage2H, stage2W, true})
+	cases := []trainCase{{2, stage2H, stage2W, ""}, {1, b.h, b.w, ""}}
+	if b.variants { // the optimisers and clips over all tensors at once; stage 2's CUDA graphs
+		for _, v := range []string{"foreach", "graph_denoisers", "graph_step"} {
+			cases = append(cases, trainCase{2, stage2H, stage2W, v})
+		}
 	}
 	for _, c := range cases {
 		name := fmt.Sprintf("train stage %d %d×%d×%d", c.stage, b.frames, c.h, c.w)
 		if c.stage == 2 {
 			name += fmt.Sprintf(" k=%d", k)
 		}
-		if c.foreach {
-			name += " foreach"
+		if c.variant != "" {
+			name += " " + c.variant
 		}
-		if err := b.trainStage(u, bb, c.stage, c.h, c.w, k, c.foreach, name); err != nil {
+		cfg := osv.TrainConfig{Stage: c.stage, SolverSteps: k, Seed: 1, Foreach: c.variant == "foreach",
+			GraphDenoisers: c.variant == "graph_denoisers", GraphStep: c.variant == "graph_step"}
+		if err := b.trainStage(u, bb, cfg, c.h, c.w, name); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 			b.results = append(b.results, Result{Name: name + " (failed: " + firstLine(err.Error()) + ")"})
 		}
@@ -62,13 +66,13 @@ func (b *bench) train(stage2H, stage2W int64, k int) error {
 	return nil
 }
 
-func (b *bench) trainStage(u *unet.Model, bb *discriminator.Backbone, stage int, h, w int64, k int, foreach bool, name string) (err error) {
+func (b *bench) trainStage(u *unet.Model, bb *discriminator.Backbone, cfg osv.TrainConfig, h, w int64, name string) (err error) {
 	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 1)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	tr, err := osv.NewTrainer(u, d, osv.TrainConfig{Stage: stage, SolverSteps: k, Foreach: foreach, Seed: 1})
+	tr, err := osv.NewTrainer(u, d, cfg)
 	if err != nil {
 		return err
 	}
