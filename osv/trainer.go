@@ -260,10 +260,7 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		if t.Group != nil {
 			return m, fmt.Errorf("osv: graph_step does not run in a data-parallel world")
 		}
-		k := t.Config.SolverSteps
-		n := r.IntN(len(t.grid) - k)
-		m.Sigma = t.grid[n]
-		sigmas := t.grid[n : n+k+1]
+		k, sigmas := t.levels(r, &m)
 		in := stepInputs{noise: noise, sigmas: sigmas, weight: 1, realData: t.Config.realIsData(sigmas[k-1])}
 		if w := t.Config.lossWeight(sigmas); w != nil {
 			in.weight = w(sigmas[0])
@@ -274,10 +271,7 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		}
 		return t.recordedMetrics(m, o)
 	} else {
-		k := t.Config.SolverSteps
-		n := r.IntN(len(t.grid) - k)
-		m.Sigma = t.grid[n]
-		sigmas := t.grid[n : n+k+1]
+		k, sigmas := t.levels(r, &m)
 		target, teacher := t.EMA.Denoiser(cond), t.Teacher.Denoiser(cond)
 		if t.teacherGraphs != nil {
 			target, teacher = t.targetGraphs.bind(cond), t.teacherGraphs.bind(cond)
@@ -330,13 +324,27 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	if err := t.worldLosses(s, &m); err != nil {
 		return m, err
 	}
-	// A step counts once however many of its updates were skipped.
+	return m, t.countSkipped(m)
+}
+
+// countSkipped counts a step with a skipped update; a step counts once
+// however many of its updates were skipped. Too many in a row is an error.
+func (t *Trainer) countSkipped(m Metrics) error {
 	if !m.Skipped {
 		t.nonFinite = 0
 	} else if t.nonFinite++; t.nonFinite >= t.Config.MaxNonFinite {
-		return m, fmt.Errorf("osv: %d training steps in a row with non-finite gradients (step %d); stopping", t.nonFinite, t.step)
+		return fmt.Errorf("osv: %d training steps in a row with non-finite gradients (step %d); stopping", t.nonFinite, t.step)
 	}
-	return m, nil
+	return nil
+}
+
+// levels draws stage 2's grid index n and returns k and σ_n … σ_{n+k}
+// (m.Sigma = σ_n).
+func (t *Trainer) levels(r *rand.Rand, m *Metrics) (int, []float64) {
+	k := t.Config.SolverSteps
+	n := r.IntN(len(t.grid) - k)
+	m.Sigma = t.grid[n]
+	return k, t.grid[n : n+k+1]
 }
 
 // recordedMetrics reads a recorded step's results into m and counts a
@@ -353,12 +361,7 @@ func (t *Trainer) recordedMetrics(m Metrics, o stepOutputs) (Metrics, error) {
 		*p.dst = v
 	}
 	m.Skipped = !torch.Finite(m.GradNormG) || !torch.Finite(m.GradNormD)
-	if !m.Skipped {
-		t.nonFinite = 0
-	} else if t.nonFinite++; t.nonFinite >= t.Config.MaxNonFinite {
-		return m, fmt.Errorf("osv: %d training steps in a row with non-finite gradients (step %d); stopping", t.nonFinite, t.step)
-	}
-	return m, nil
+	return m, t.countSkipped(m)
 }
 
 // worldLosses replaces m's losses, in a data-parallel world, by their
