@@ -11,11 +11,13 @@
 // is there, so the whole table can be built over several shorter commands:
 //
 //	go run -tags cuda ./examples/toy teacher -device cuda -work W -teacher-steps 6000 -teacher-budget 8m   # again until it finishes
+//	go run -tags cuda ./examples/toy teacher -device cuda -work W2 -teacher-init examples/toy/teacher -teacher-steps 10000 -teacher-budget 8m   # train the committed teacher on
 //	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs stage1,osv
 //	go run ./examples/toy table -work W -out docs/toy
 //	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
 //	go run ./examples/toy demo -out demo.gif
 //	go run -tags cuda ./examples/toy profile -device cuda                 # where a step's time goes
+//	go run -tags cuda ./examples/toy profile -device cuda -graph -record  # the same with the steps recorded as CUDA graphs
 package main
 
 import (
