@@ -47,8 +47,8 @@ extern "C" {
 // When skip_unless_finite is given (a one-element tensor, a gradient norm
 // say) and is not finite, the moments and parameters are left as they are;
 // the step counts still advance. Float32 parameters on one CUDA device take
-// ATen's fused kernel (nothing read on the host); the others take the
-// per-parameter update, which reads skip_unless_finite on the host.
+// ATen's fused kernel; the others take the per-parameter update. Neither
+// reads a value back to the host.
 char* osv_adamw_device(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** exp_avg_sq, osv_tensor** steps,
                        int n, osv_tensor* lr, double beta1, double beta2, double eps, double weight_decay,
                        osv_tensor* skip_unless_finite) {
@@ -91,20 +91,33 @@ char* osv_adamw_device(osv_tensor** params, osv_tensor** exp_avg, osv_tensor** e
     return nullptr;
   }
 #endif
-  if (check && !std::isfinite(check->to(at::kCPU, at::kDouble).item<double>())) return nullptr;
   // The per-parameter update in osv_adamw's order, with the bias
-  // corrections and the step size computed on the device.
+  // corrections and the step size computed on the device. With a
+  // finiteness check, the new values are computed aside and kept only
+  // where the check is finite (at::where on the device: nothing is read
+  // back, so this path can be recorded too).
+  c10::optional<at::Tensor> keep;
+  if (check) keep = at::isfinite(check->reshape({}));
   const at::Tensor lrp = lrt.reshape({});
   for (size_t i = 0; i < p.size(); i++) {
     const at::Tensor lri = lrp.to(p[i].device(), at::kFloat);
-    if (weight_decay != 0) p[i].mul_(lri.mul(-weight_decay).add_(1).to(p[i].scalar_type()));
-    m[i].mul_(beta1).add_(g[i], 1 - beta1);
-    v[i].mul_(beta2).addcmul_(g[i], g[i], 1 - beta2);
+    at::Tensor pn = keep ? p[i].clone() : p[i];
+    at::Tensor mn = keep ? m[i].clone() : m[i];
+    at::Tensor vn = keep ? v[i].clone() : v[i];
+    if (weight_decay != 0) pn.mul_(lri.mul(-weight_decay).add_(1).to(pn.scalar_type()));
+    mn.mul_(beta1).add_(g[i], 1 - beta1);
+    vn.mul_(beta2).addcmul_(g[i], g[i], 1 - beta2);
     const at::Tensor bc1 = at::pow(at::Scalar(beta1), st[i]).neg_().add_(1);
     const at::Tensor bc2 = at::pow(at::Scalar(beta2), st[i]).neg_().add_(1);
-    const at::Tensor denom = v[i].sqrt().div_(bc2.sqrt().to(v[i].scalar_type())).add_(eps);
-    const at::Tensor size = lri.div(bc1).neg_().to(m[i].scalar_type());
-    p[i].add_(m[i].mul(size).div_(denom));
+    const at::Tensor denom = vn.sqrt().div_(bc2.sqrt().to(vn.scalar_type())).add_(eps);
+    const at::Tensor size = lri.div(bc1).neg_().to(mn.scalar_type());
+    pn.add_(mn.mul(size).div_(denom));
+    if (keep) {
+      const at::Tensor k = keep->to(p[i].device());
+      p[i].copy_(at::where(k, pn, p[i]));
+      m[i].copy_(at::where(k, mn, m[i]));
+      v[i].copy_(at::where(k, vn, v[i]));
+    }
   }
   OSV_CATCH
 }
