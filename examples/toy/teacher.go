@@ -49,6 +49,7 @@ type teacherOptions struct {
 	TailN        int
 	Foreach      bool // the optimiser and the gradient clip over all parameters at once
 	Graph        bool // on CUDA, each step recorded once as a CUDA graph and replayed
+	DeviceNoise  bool // without Graph: the noise drawn on the device as Graph draws it (to compare the two)
 	LR           float64
 	PMean, PStd  float64 // ln σ ~ N(PMean, PStd²)
 	DropCond     float64 // probability of an unconditional example
@@ -241,9 +242,10 @@ type teacherTrainer struct {
 func newTeacherTrainer(u *unet.Model, wc world.Config, o teacherOptions, seed uint64) (tt *teacherTrainer, err error) {
 	dev := u.Device()
 	tt = &teacherTrainer{den: &unet.Denoiser{UNet: u}, wc: wc, o: o, dev: dev, graph: o.Graph && dev.CUDA}
+	made := tt // the returns below set tt to nil before this runs
 	defer func() {
 		if err != nil {
-			tt.close()
+			made.close()
 		}
 	}()
 	for _, p := range u.Params().List() {
@@ -257,7 +259,7 @@ func newTeacherTrainer(u *unet.Model, wc world.Config, o teacherOptions, seed ui
 	}
 	tt.opt.Foreach = o.Foreach
 	tt.opt.Capturable = tt.graph
-	if tt.graph {
+	if tt.graph || o.DeviceNoise {
 		tt.g, err = torch.NewDeviceGenerator(seed, dev)
 	} else {
 		tt.g, err = torch.NewGenerator(seed)
@@ -268,7 +270,9 @@ func newTeacherTrainer(u *unet.Model, wc world.Config, o teacherOptions, seed ui
 // step takes one step on tb at learning rate lr and returns its loss.
 func (tt *teacherTrainer) step(tb teacherBatch, lr float64) (float64, error) {
 	if !tt.graph {
-		tt.opt.LR = lr
+		if err := tt.opt.SetLR(lr); err != nil {
+			return 0, err
+		}
 		return teacherStep(tt.den, tt.wc, tt.o, tb, tt.g, tt.dev, tt.params, tt.opt)
 	}
 	if err := tt.opt.SetLR(lr); err != nil {
@@ -288,6 +292,9 @@ func (tt *teacherTrainer) step(tb teacherBatch, lr float64) (float64, error) {
 // close releases the graph, the optimiser and the generator, and leaves
 // the parameters frozen without gradients.
 func (tt *teacherTrainer) close() {
+	if tt == nil {
+		return
+	}
 	tt.tg.close()
 	for _, p := range tt.params {
 		p.SetRequiresGrad(false)
