@@ -191,22 +191,25 @@ func (f *teacherFeed) close() {
 }
 
 // teacherInputs uploads a step's data: the batch (latents, conditioning)
-// with the conditioning frame's noise from g, σ [B] and the keep mask
-// [B, 1, 1, 1].
-func teacherInputs(s *torch.Scope, wc world.Config, tb teacherBatch, g *torch.Generator, dev torch.Device) (b osv.Batch, sigma, mask *torch.Tensor, err error) {
+// with the conditioning frame's noise from g, σ [B], the keep mask
+// [B, 1, 1, 1], then the unit noise eps of the latents' shape from g.
+func teacherInputs(s *torch.Scope, wc world.Config, tb teacherBatch, g *torch.Generator, dev torch.Device) (b osv.Batch, sigma, mask, eps *torch.Tensor, err error) {
 	n := int64(len(tb.Sig))
 	px, err := torch.FromFloat32(s, tb.Pixels, []int64{n, int64(wc.Frames), 3, int64(wc.Size), int64(wc.Size)}, torch.Float32, dev)
 	if err != nil {
-		return b, nil, nil, err
+		return b, nil, nil, nil, err
 	}
 	if b, err = batchOfPixels(s, px, g, dev); err != nil {
-		return b, nil, nil, err
+		return b, nil, nil, nil, err
 	}
 	if sigma, err = torch.FromFloat32(s, tb.Sig, []int64{n}, torch.Float32, dev); err != nil {
-		return b, nil, nil, err
+		return b, nil, nil, nil, err
 	}
-	mask, err = torch.FromFloat32(s, tb.Keep, []int64{n, 1, 1, 1}, torch.Float32, dev)
-	return b, sigma, mask, err
+	if mask, err = torch.FromFloat32(s, tb.Keep, []int64{n, 1, 1, 1}, torch.Float32, dev); err != nil {
+		return b, nil, nil, nil, err
+	}
+	eps, err = g.Randn(s, b.Latents.Shape(), torch.Float32, dev)
+	return b, sigma, mask, eps, err
 }
 
 // teacherLoss is the EDM objective on one batch: x0 noised by eps at σ,
@@ -327,12 +330,7 @@ func newTeacherGraph(tt *teacherTrainer, tb teacherBatch) (tg *teacherGraph, war
 		}
 	}()
 	s := torch.NewScope()
-	b, sigma, mask, err := teacherInputs(s, tt.wc, tb, tt.g, tt.dev)
-	if err != nil {
-		s.Close()
-		return nil, 0, err
-	}
-	eps, err := tt.g.Randn(s, b.Latents.Shape(), torch.Float32, tt.dev)
+	b, sigma, mask, eps, err := teacherInputs(s, tt.wc, tb, tt.g, tt.dev)
 	if err != nil {
 		s.Close()
 		return nil, 0, err
@@ -373,11 +371,7 @@ func newTeacherGraph(tt *teacherTrainer, tb teacherBatch) (tg *teacherGraph, war
 func (tg *teacherGraph) step(tt *teacherTrainer, tb teacherBatch) (float64, error) {
 	s := torch.NewScope()
 	defer s.Close()
-	b, sigma, mask, err := teacherInputs(s, tt.wc, tb, tt.g, tt.dev)
-	if err != nil {
-		return 0, err
-	}
-	eps, err := tt.g.Randn(s, b.Latents.Shape(), torch.Float32, tt.dev)
+	b, sigma, mask, eps, err := teacherInputs(s, tt.wc, tb, tt.g, tt.dev)
 	if err != nil {
 		return 0, err
 	}
@@ -422,11 +416,7 @@ func teacherStep(den *unet.Denoiser, wc world.Config, o teacherOptions, tb teach
 	dev torch.Device, params []*torch.Tensor, opt *torch.AdamW) (float64, error) {
 	s := torch.NewScope()
 	defer s.Close()
-	b, sigma, mask, err := teacherInputs(s, wc, tb, g, dev)
-	if err != nil {
-		return 0, err
-	}
-	eps, err := g.Randn(s, b.Latents.Shape(), torch.Float32, dev)
+	b, sigma, mask, eps, err := teacherInputs(s, wc, tb, g, dev)
 	if err != nil {
 		return 0, err
 	}
