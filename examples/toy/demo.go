@@ -26,6 +26,7 @@ func runDemo(args []string, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 3, "which first frame of the world (and the noise)")
 	steps := fs.String("sampler", "tts", "tts (one step and a travel step, 2 evaluations) or 1 (one step)")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	check := fs.Int("check", 0, "also generate this many held-out clips and measure them against the demo's bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,6 +50,21 @@ func runDemo(args []string, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "wrote %s: %d frames, %s (%d evaluations); tracked speed %.2f px/frame, persistence %.2f, background %.3f\n",
 		*out, wc.Frames, samplerLabel(sm), sm.nfe, m.Speed, m.Persistence, wc.Background(px))
+	ch := checkClip(wc, clip, px)
+	fmt.Fprintf(stderr, "the clip: %s; %s\n", ch, barVerdict(ch.failures(wc)))
+	if *check > 0 {
+		clips := heldOutClips(*check)
+		es := newEvalSet(wc, clips, len(clips), 5)
+		gen, _, err := es.generate(u, sm, clips, es.seed)
+		if err != nil {
+			return err
+		}
+		rep, err := scoreDemo(wc, clips, gen)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "%d held-out clips: %s; %s\n", *check, rep, barVerdict(rep.failures()))
+	}
 	return nil
 }
 

@@ -38,7 +38,7 @@ type distillOptions struct {
 	Device      string
 	Graphs      bool // stage 2 on CUDA: the teacher's and θ⁻'s calls replay CUDA graphs (osv.TrainConfig.GraphDenoisers)
 	Foreach     bool // the optimisers and clips over all tensors at once (osv.TrainConfig.Foreach)
-	Record      bool // stage 2 on CUDA: the whole step recorded once as a CUDA graph (osv.TrainConfig.GraphStep; Graphs is then unused)
+	Record      bool // stage 2 on CUDA: the whole step recorded once as a CUDA graph (osv.TrainConfig.GraphStep; Graphs is then unused; the pixel discriminator's stage 2 replays the frozen calls instead)
 }
 
 // stageRun is one stage of one run.
@@ -114,12 +114,16 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 	if out.disc, err = discriminator.New(out.bb, dc, o.Seed); err != nil {
 		return fail(err)
 	}
+	// osv.TrainConfig.GraphStep does not record a step whose discriminator
+	// reads pixels: the pixel ablation's stage 2 replays the frozen calls only.
+	cuda2 := st.Stage == 2 && strings.HasPrefix(o.Device, "cuda")
+	record := o.Record && !st.PixelDisc && cuda2
 	cfg := osv.TrainConfig{
 		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, SolverSteps: st.K,
 		MinGuidance: 1, MaxGuidance: o.MaxGuidance, NoAdversarial: st.NoAdv, Seed: o.Seed,
 		SigmaMax: sigmaMax, DiscReal: st.DiscReal, DiscRealMaxSigma: st.DiscRealMaxSigma,
-		GraphDenoisers: o.Graphs && !o.Record && st.Stage == 2 && strings.HasPrefix(o.Device, "cuda"), Foreach: o.Foreach,
-		GraphStep: o.Record && st.Stage == 2 && strings.HasPrefix(o.Device, "cuda"),
+		GraphDenoisers: (o.Graphs || o.Record) && !record && cuda2, Foreach: o.Foreach,
+		GraphStep: record,
 	}
 	if out.trainer, err = osv.NewTrainer(u, out.disc, cfg); err != nil {
 		return fail(err)

@@ -57,7 +57,7 @@ func defaultExperiment() experiment {
 	return experiment{
 		World:        world.DefaultConfig(),
 		TeacherSteps: 3000, TeacherBatch: 128, TeacherLR: 4e-4, PMean: -0.5, PStd: 1.4,
-		Stage1Steps: 200, Stage2Steps: 300, Batch: 32,
+		Stage1Steps: 300, Stage2Steps: 600, Batch: 32,
 		Rank: 16, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2,
 		EvalClips: 128, EvalBatch: 64, Seeds: []uint64{1, 2, 3},
 	}

@@ -199,18 +199,31 @@ func (o *experiment) report(res *results) string {
 	}
 	fmt.Fprintf(&b, "Every number below was printed by examples/toy, in the phases listed under \"Commands\", on %s; the table is `toy table` over the work folder. Each student row gives the mean ± the sample standard deviation over the seeds named in its `seeds` column (the seeds of the student trainings; the teacher is shared and trained with seed %d); the held-out clips and the sampling noise are the same for every row.\n\n", res.teacher.Device, o.Seeds[0])
 	fmt.Fprintf(&b, "## Setting\n\n")
+	// The settings each phase ran with are those of its recorded command,
+	// which may differ from this command's.
+	t, err := settingsOf(res.teacher.Command)
+	if err != nil || res.teacher.Command == "" {
+		t = *o
+	}
+	st, same := o.studentSettings(res)
 	fmt.Fprintf(&b, "- **World** (`examples/toy/world`): %d×%d RGB, %d frames; %d–%d coloured squares (sides %d–%d px) moving at %g–%g px/frame and bouncing off the walls. The first frame is the conditioning image: the speed and direction are not in it, so the model must produce a plausible motion.\n",
 		w.Size, w.Size, w.Frames, w.MinObjects, w.MaxObjects, w.MinSide, w.MaxSide, w.MinSpeed, w.MaxSpeed)
 	fmt.Fprintf(&b, "- **Latents**: no VAE; a frame is centred and scaled, (p − (%g))/%g, the world's pixel mean and deviation, then pixel-unshuffled by %d into %d channels of %d×%d (lossless; decoding is the pixel shuffle and the inverse map).\n",
 		pixelMean, pixelStd, factor, latentChannel, w.Size/factor, w.Size/factor)
 	fmt.Fprintf(&b, "- **Teacher**: SVD's UNet code with a small config (blocks 64, 64, wider than the %d-channel latent; one layer each; 2 heads; stored with bfloat16 weights), trained %s for %d steps at batch %d with the EDM objective (SVD's preconditioning, σ_d = 1; ln σ ~ N(%g, %g²); conditioning dropped 10%% of the time), AdamW %g with cosine decay to 0.1×; final training loss %.4f. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",
-		latentChannel, teacherStart(res.teacher), firstSteps(res.teacher), o.TeacherBatch, o.PMean, o.PStd, o.TeacherLR, res.teacher.Loss, 25, sigmaMin, sigmaMax, o.MaxGuidance)
+		latentChannel, teacherStart(res.teacher), firstSteps(res.teacher), t.TeacherBatch, t.PMean, t.PStd, t.TeacherLR, res.teacher.Loss, 25, sigmaMin, sigmaMax, t.MaxGuidance)
+	if res.teacher.Stages != nil && teacherStart(res.teacher) != "from random weights" {
+		fmt.Fprintf(&b, "  Its starting weights were trained before it; the README in examples/toy/teacher gives the committed teacher's whole training.\n")
+	}
 	fmt.Fprintf(&b, "- **OSV**: `osv.Trainer` with LoRA rank %d on the paper's targets, AdamW %g (discriminator %g), batch %d, a grid of 100 Karras levels over [%g, %g] and the paper's other defaults (λ(σ) = 1, λ_adv 0.1, pseudo-Huber c 0.001, EMA 0.95, the discriminator's real = the teacher's last estimate); stage 1 %d steps, stage 2 %d steps with k = 5 unless stated. k = 1 trains while the seed's OSV run trains, on the same machine, and stops when it ends (a k = 1 run started after OSV had finished takes OSV's recorded wall time instead).\n",
-		o.Rank, o.LR, o.DiscLR, o.Batch, sigmaMin, sigmaMax, o.Stage1Steps, o.Stage2Steps)
+		st.Rank, st.LR, st.DiscLR, st.Batch, sigmaMin, sigmaMax, st.Stage1Steps, st.Stage2Steps)
+	if !same {
+		fmt.Fprintf(&b, "  The student runs did not all use these settings: each one's command is under \"Commands\".\n")
+	}
 	fmt.Fprintf(&b, "- **Discriminator**: the library's DINOv2 code with a small config (4 layers, width 96, 8×8 patches). No pretrained DINOv2 of that size exists, so the backbone is randomly initialised and frozen: its features are random projections, and the trainable latent upsampler and the spatial and temporal heads (spectral norm) do the learning. The pixel ablation judges the decoded frames (`Trainer.Decode`) instead.\n")
 	fmt.Fprintf(&b, "- **Samplers**: \"1 step\" is one consistency step at σ_max = %g; \"1 step + TTS\" travels back to σ %.3g (the middle of the 3-level Karras schedule) with the noise the first step implies and solves again; the other travel levels are those of the 4-level schedule; \"2 steps\" is the same as TTS with fresh noise at σ %.3g.\n",
 		sigmaMax, travelSigma(), travelSigma())
-	fmt.Fprintf(&b, "- **Evaluation** (no download): %d held-out clips generated from their first frames with fixed noise. FD is the Fréchet distance between the generated and the true clips' `world.Features` (appearance and motion statistics by colour tracking; each feature standardised by the true clips' spread). Speed, smoothness (mean |second difference| of the tracked centres) and persistence (how often an object of the first frame is still found) come from `world.MeasureMotion`; speed W1 is the Wasserstein distance between the per-clip speeds generated and true; background is `world.Background`, the mean level in [0, 1] of the pixels away from every tracked object (0 for the world). The first two rows calibrate FD: an independent sample of true clips (the floor) and the first frame held still (no motion).\n\n",
+	fmt.Fprintf(&b, "- **Evaluation** (no download): %d held-out clips generated from their first frames with fixed noise. FD is the Fréchet distance between the generated and the true clips' `world.Features` (appearance and motion statistics by colour tracking; each feature standardised by the true clips' spread). Speed, smoothness (mean |second difference| of the tracked centres) and persistence (how often an object of the first frame is still found) come from `world.MeasureMotion`; speed W1 is the Wasserstein distance between the per-clip speeds generated and true; background is `world.Background`, the mean level in [0, 1] of the pixels away from every tracked object (0 for the world). The first two rows calibrate FD: an independent sample of true clips (the floor) and the first frame held still (no motion). The still video's FD is far below every model's: the features weigh appearance (how many objects are tracked, their colours and sizes, frame by frame) as much as motion, and a still copy of the first frame gets the appearance exactly right; FD ranks the models against each other, and speed W1 and persistence say how they move.\n\n",
 		o.EvalClips)
 	fmt.Fprintf(&b, "## Wall time of each stage\n\n| stage | seed | steps | wall time | steps/s | peak GPU memory | started |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range append([]runFile{res.teacher}, res.runs...) {
@@ -262,4 +275,26 @@ func teacherStart(r runFile) string {
 		}
 	}
 	return "from random weights"
+}
+
+// studentSettings are the settings of the student runs' recorded commands
+// (this command's when there are none), and whether every run used the
+// same training settings.
+func (o *experiment) studentSettings(res *results) (experiment, bool) {
+	st, same, first := *o, true, true
+	for _, r := range res.runs {
+		got, err := settingsOf(r.Command)
+		if err != nil || r.Command == "" {
+			continue
+		}
+		key := func(e experiment) [7]float64 {
+			return [7]float64{float64(e.Stage1Steps), float64(e.Stage2Steps), float64(e.Batch), float64(e.Rank), e.LR, e.DiscLR, e.MaxGuidance}
+		}
+		if first {
+			st, first = got, false
+		} else if key(got) != key(st) {
+			same = false
+		}
+	}
+	return st, same
 }
