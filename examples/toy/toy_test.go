@@ -66,7 +66,6 @@ func TestLatentScale(t *testing.T) {
 	require.InDelta(t, pixelStd, math.Sqrt(sq/float64(n)-m*m), 0.01)
 }
 
-
 // The checks pass the world's own continuations and fail each way a
 // generated clip goes wrong: blurred, fading, on a noisy background,
 // jittering in place, turning at random, or standing still.
