@@ -59,6 +59,7 @@ type aggRow struct {
 type results struct {
 	teacher runFile
 	runs    []runFile
+	missing []string // the jobs no seed has run
 	rows    []*aggRow
 	byName  map[string]*aggRow
 }
@@ -75,6 +76,7 @@ func (o *experiment) collect() (*results, error) {
 	res.teacher = t
 	res.add(t)
 	for _, j := range o.jobs(1) {
+		ran := false
 		for _, seed := range o.Seeds {
 			r, ok, err := readRun(jobFile(o.Work, seed, j.name))
 			if err != nil {
@@ -83,7 +85,11 @@ func (o *experiment) collect() (*results, error) {
 			if ok {
 				res.runs = append(res.runs, r)
 				res.add(r)
+				ran = true
 			}
+		}
+		if !ran {
+			res.missing = append(res.missing, j.name)
 		}
 	}
 	return res, nil
@@ -237,6 +243,9 @@ func (o *experiment) report(res *results) string {
 		}
 	}
 	fmt.Fprintf(&b, "\n## The table\n\n%s\n", res.table())
+	if len(res.missing) > 0 {
+		fmt.Fprintf(&b, "Jobs no seed has run in this work folder, so their rows are missing: %s.\n\n", strings.Join(res.missing, ", "))
+	}
 	fmt.Fprintf(&b, "## The paper's orderings, tested (FD, lower is better)\n\n\"yes\" means every seed's FD of the first is below every seed's FD of the second; \"reversed\" the opposite; otherwise the seeds overlap.\n\n| hypothesis | ours (mean ± sd) | paper (FVD) | holds |\n|---|---|---|---|\n")
 	for _, c := range o.claims() {
 		a, z := res.byName[c.better], res.byName[c.worse]
