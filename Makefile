@@ -163,11 +163,11 @@ race: deps
 fuzz: deps
 	$(GO) test -run=NONE -fuzz=FuzzParseHeader -fuzztime=$(FUZZTIME) ./torch/safetensors/
 
-# The demonstration: the fixture UNet checked against diffusers with its
-# timing, then an image turned into a GIF by the fixture pipeline (a tiny
-# random model: the frames are noise).
+# The demonstration: the distilled toy student (examples/toy/teacher with
+# examples/toy/student-lora) turns a first frame of the toy world into a
+# clip with the Time Travel Sampler, written as a GIF.
 demo: deps
-	$(GO) run $(GOTAGS) ./examples/toy demo -model examples/toy/model -out $(BUILD)/demo.gif
+	$(GO) run $(GOTAGS) ./examples/toy demo -out $(BUILD)/demo.gif
 
 demo-fixture: deps
 	$(GO) run $(GOTAGS) ./examples/demo -fixtures testdata/svd-tiny

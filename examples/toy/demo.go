@@ -8,45 +8,101 @@ import (
 	"math/rand/v2"
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
+	"github.com/onestepvideo/osv-go/lora"
 	"github.com/onestepvideo/osv-go/osv/media"
 	"github.com/onestepvideo/osv-go/unet"
 )
 
-// runDemo generates one clip in one step with a distilled toy student
-// (a merged UNet folder) from a first frame of the world and writes it
-// as a GIF.
+// runDemo generates one clip with the distilled toy student (the
+// committed teacher with the student's LoRA adapters merged) from a first
+// frame of the world, in one step and the Time Travel Sampler's second
+// solve, and writes it as a GIF.
 func runDemo(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("toy demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "examples/toy/model", "the student's UNet folder")
+	model := fs.String("model", "examples/toy/teacher", "the UNet folder the adapters go on (the toy teacher)")
+	adapters := fs.String("lora", "examples/toy/student-lora", "the student's LoRA adapters (peft folder); empty: the UNet alone")
 	out := fs.String("out", ".build/demo.gif", "GIF to write")
 	seed := fs.Uint64("seed", 3, "which first frame of the world (and the noise)")
+	steps := fs.String("sampler", "tts", "tts (one step and a travel step, 2 evaluations) or 1 (one step)")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	check := fs.Int("check", 0, "also generate this many held-out clips and measure them against the demo's bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	u, err := unet.Load(*model, unet.WithDevice(*device))
+	sm, err := demoSampler(*steps)
+	if err != nil {
+		return err
+	}
+	u, err := loadStudent(*model, *adapters, *device)
 	if err != nil {
 		return err
 	}
 	defer u.Close()
 	wc := world.DefaultConfig()
 	clip := wc.Sample(rand.New(rand.NewPCG(*seed, 0)))
-	px, m, err := oneStep(u, wc, clip, *seed)
+	px, m, err := generateOne(u, wc, clip, *seed, sm)
 	if err != nil {
 		return err
 	}
 	if err := writeClipGIF(*out, wc, px); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "wrote %s: %d frames, one step; tracked speed %.2f px/frame, persistence %.2f\n", *out, wc.Frames, m.Speed, m.Persistence)
+	fmt.Fprintf(stderr, "wrote %s: %d frames, %s (%d evaluations); tracked speed %.2f px/frame, persistence %.2f, background %.3f\n",
+		*out, wc.Frames, samplerLabel(sm), sm.nfe, m.Speed, m.Persistence, wc.Background(px))
+	ch := checkClip(wc, clip, px)
+	fmt.Fprintf(stderr, "the clip: %s; %s\n", ch, barVerdict(ch.failures(wc)))
+	if *check > 0 {
+		clips := heldOutClips(*check)
+		es := newEvalSet(wc, clips, len(clips), 5)
+		gen, _, err := es.generate(u, sm, clips, es.seed)
+		if err != nil {
+			return err
+		}
+		rep, err := scoreDemo(wc, clips, gen)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "%d held-out clips: %s; %s\n", *check, rep, barVerdict(rep.failures()))
+	}
 	return nil
 }
 
-// oneStep generates a clip from clip's first frame in one student step.
-func oneStep(u *unet.Model, wc world.Config, clip world.Clip, seed uint64) (px []float32, m world.Motion, err error) {
+func demoSampler(name string) (sampler, error) {
+	switch name {
+	case "tts":
+		return studentTTS(), nil
+	case "1":
+		return studentSteps(1), nil
+	}
+	return sampler{}, fmt.Errorf("-sampler %q: want tts or 1", name)
+}
+
+// loadStudent loads a UNet folder and merges a peft adapter folder into it
+// (none when adapters is empty).
+func loadStudent(model, adapters, device string) (*unet.Model, error) {
+	u, err := unet.Load(model, unet.WithDevice(device))
+	if err != nil {
+		return nil, err
+	}
+	if adapters == "" {
+		return u, nil
+	}
+	set, err := lora.Load(u, adapters)
+	if err == nil {
+		err = set.Merge()
+	}
+	if err != nil {
+		u.Close()
+		return nil, err
+	}
+	return u, nil
+}
+
+// generateOne generates a clip from clip's first frame with sm.
+func generateOne(u *unet.Model, wc world.Config, clip world.Clip, seed uint64, sm sampler) (px []float32, m world.Motion, err error) {
 	es := newEvalSet(wc, []world.Clip{clip}, 1, seed)
-	out, _, err := es.generate(u, studentSteps(1), []world.Clip{clip}, seed)
+	out, _, err := es.generate(u, sm, []world.Clip{clip}, seed)
 	if err != nil {
 		return nil, m, err
 	}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/onestepvideo/osv-go/discriminator"
@@ -15,7 +18,9 @@ import (
 
 // backboneConfig is the toy discriminator's DINOv2-style backbone: the
 // same code as DINOv2, four layers of width 96 on 8×8 patches of the
-// 64×64 frames, randomly initialised and frozen.
+// 64×64 frames, randomly initialised and frozen. There is no pretrained
+// DINOv2 of this size, so its features are random projections: the
+// trainable upsampler and heads do all the learning.
 func backboneConfig(wc world.Config) discriminator.BackboneConfig {
 	c := discriminator.DefaultBackboneConfig()
 	c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads = 96, 4, 4
@@ -31,6 +36,9 @@ type distillOptions struct {
 	MaxGuidance float64
 	Seed        uint64
 	Device      string
+	Graphs      bool // stage 2 on CUDA: the teacher's and θ⁻'s calls replay CUDA graphs (osv.TrainConfig.GraphDenoisers)
+	Foreach     bool // the optimisers and clips over all tensors at once (osv.TrainConfig.Foreach)
+	Record      bool // stage 2 on CUDA: the whole step recorded once as a CUDA graph (osv.TrainConfig.GraphStep; Graphs is then unused; the pixel discriminator's stage 2 replays the frozen calls instead)
 }
 
 // stageRun is one stage of one run.
@@ -43,6 +51,13 @@ type stageRun struct {
 	PixelDisc  bool
 	Init       string // a checkpoint to start from (stage 1 → 2, or the same stage)
 	Checkpoint string // where to save at the end
+	// UntilDone, when set, names another run's result file: take steps
+	// until it appears (the two runs started together share the wall
+	// time and the machine), or for its recorded last stage's wall time
+	// when it exists already; Steps, when > 0, caps the steps.
+	UntilDone        string
+	DiscReal         string  // osv.TrainConfig.DiscReal
+	DiscRealMaxSigma float64 // osv.TrainConfig.DiscRealMaxSigma
 }
 
 // stageResult is what a stage measured.
@@ -71,7 +86,7 @@ func (s *student) Close() {
 
 // runStage loads the teacher, trains one stage on fresh clips and returns
 // the student (adapters active) with the stage's measurements.
-func runStage(teacherDir string, wc world.Config, st stageRun, o distillOptions, log io.Writer) (*student, stageResult, error) {
+func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageRun, o distillOptions, log io.Writer) (*student, stageResult, error) {
 	var res stageResult
 	u, err := unet.Load(teacherDir, unet.WithDevice(o.Device))
 	if err != nil {
@@ -99,9 +114,16 @@ func runStage(teacherDir string, wc world.Config, st stageRun, o distillOptions,
 	if out.disc, err = discriminator.New(out.bb, dc, o.Seed); err != nil {
 		return fail(err)
 	}
+	// osv.TrainConfig.GraphStep does not record a step whose discriminator
+	// reads pixels: the pixel ablation's stage 2 replays the frozen calls only.
+	cuda2 := st.Stage == 2 && strings.HasPrefix(o.Device, "cuda")
+	record := o.Record && !st.PixelDisc && cuda2
 	cfg := osv.TrainConfig{
 		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, SolverSteps: st.K,
 		MinGuidance: 1, MaxGuidance: o.MaxGuidance, NoAdversarial: st.NoAdv, Seed: o.Seed,
+		SigmaMax: sigmaMax, DiscReal: st.DiscReal, DiscRealMaxSigma: st.DiscRealMaxSigma,
+		GraphDenoisers: (o.Graphs || o.Record) && !record && cuda2, Foreach: o.Foreach,
+		GraphStep: record,
 	}
 	if out.trainer, err = osv.NewTrainer(u, out.disc, cfg); err != nil {
 		return fail(err)
@@ -123,9 +145,23 @@ func runStage(teacherDir string, wc world.Config, st stageRun, o distillOptions,
 	}
 	defer g.Close()
 	r := rand.New(rand.NewPCG(o.Seed, uint64(st.Stage)))
+	if st.UntilDone != "" {
+		if other, ok, err := readRun(st.UntilDone); err != nil {
+			return fail(err)
+		} else if ok && len(other.Stages) > 0 {
+			st.Wall, st.UntilDone = other.Stages[len(other.Stages)-1].Wall, ""
+		}
+	}
 	t0 := time.Now()
 	for step := 1; ; step++ {
-		if st.Wall > 0 && time.Since(t0) >= st.Wall || st.Wall == 0 && step > st.Steps {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		if st.UntilDone != "" {
+			if _, err := os.Stat(st.UntilDone); err == nil || st.Steps > 0 && step > st.Steps {
+				break // the other run is done, or this one reached its cap
+			}
+		} else if st.Wall > 0 && time.Since(t0) >= st.Wall || st.Wall == 0 && step > st.Steps {
 			break
 		}
 		m, err := trainStep(out.trainer, wc, o.Batch, r, g, dev)

@@ -32,13 +32,14 @@ func newEvalSet(wc world.Config, clips []world.Clip, batch int, seed uint64) *ev
 
 // row is one line of the results table.
 type row struct {
-	Name      string
-	NFE       int
-	FD        float64             // Fréchet distance to the true clips' features (standardised)
-	Motion    world.MotionSummary // of the generated clips
-	SpeedW1   float64             // W1 between per-clip speeds, generated against true
-	MSPerClip float64             // generation time per clip, batched
-	Sample    [][]float32         // the first generated clips (pixels), for pictures
+	Name       string
+	NFE        int
+	FD         float64             // Fréchet distance to the true clips' features (standardised)
+	Motion     world.MotionSummary // of the generated clips
+	SpeedW1    float64             // W1 between per-clip speeds, generated against true
+	Background float64             // mean level of the pixels away from every object, in [0, 1] (world.Background)
+	MSPerClip  float64             // generation time per clip, batched
+	Sample     [][]float32         `json:"-"` // the first generated clips (pixels), for pictures
 }
 
 // scoreClips scores generated pixels against the set.
@@ -49,6 +50,7 @@ func (e *evalSet) scoreClips(name string, nfe int, gen [][]float32) (row, error)
 	for _, px := range gen {
 		feats = append(feats, e.wc.Features(px))
 		ms = append(ms, e.wc.MeasureMotion(px))
+		r.Background += e.wc.Background(px) / float64(len(gen))
 	}
 	std, err := world.Standardize(e.real, e.real, feats)
 	if err != nil {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,13 +18,22 @@ import (
 	"github.com/onestepvideo/osv-go/unet"
 )
 
-// experiment is the whole run: its settings and what it measured.
+// experiment is the whole run's settings. Its phases (the teacher, each
+// seed's jobs, the table) write their results into Work as they finish,
+// so that a run cut short resumes where it stopped.
 type experiment struct {
 	Out, Work, Device, Command string
 	World                      world.Config
 	TeacherSteps               int
+	TeacherWall                time.Duration // when > 0: as many steps as fit, measured on the first steps
+	TeacherBudget              time.Duration // when > 0: stop the teacher after this long and keep it for the next command
 	TeacherBatch               int
+	TeacherGraph               bool   // on CUDA: each teacher step replays one recorded CUDA graph
+	TeacherInit                string // when set: the teacher starts from this UNet folder (the committed teacher, say) instead of random weights
+	Stage2Graphs               bool   // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
+	Stage2Record               bool   // on CUDA: stage 2's whole step is recorded once as a CUDA graph
 	TeacherLR                  float64
+	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
 	Stage1Steps                int
 	Stage2Steps                int
 	Batch                      int
@@ -29,13 +41,8 @@ type experiment struct {
 	LR, DiscLR                 float64
 	MaxGuidance                float64
 	EvalClips, EvalBatch       int
-	Seed                       uint64
+	Seeds                      []uint64 // the students' seeds; the teacher uses the first
 	Quick                      bool
-
-	started time.Time
-	stages  []stageLine
-	rows    []row
-	teacher float64 // the teacher's final training loss
 }
 
 // stageLine is one training stage's wall time, step count and peak memory.
@@ -49,10 +56,10 @@ type stageLine struct {
 func defaultExperiment() experiment {
 	return experiment{
 		World:        world.DefaultConfig(),
-		TeacherSteps: 900, TeacherBatch: 128, TeacherLR: 4e-4,
-		Stage1Steps: 100, Stage2Steps: 120, Batch: 32,
-		Rank: 32, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2,
-		EvalClips: 128, EvalBatch: 64, Seed: 1,
+		TeacherSteps: 3000, TeacherBatch: 128, TeacherLR: 4e-4, PMean: -0.5, PStd: 1.4,
+		Stage1Steps: 300, Stage2Steps: 600, Batch: 32,
+		Rank: 16, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2,
+		EvalClips: 128, EvalBatch: 64, Seeds: []uint64{1, 2, 3},
 	}
 }
 
@@ -60,209 +67,305 @@ func defaultExperiment() experiment {
 // runs, not an experiment.
 func (o experiment) quick() experiment {
 	o.Quick = true
-	o.TeacherSteps, o.TeacherBatch = 3, 2
+	o.TeacherSteps, o.TeacherWall, o.TeacherBatch = 3, 0, 2
 	o.Stage1Steps, o.Stage2Steps, o.Batch = 2, 2, 1
 	o.EvalClips, o.EvalBatch = 4, 2
+	o.Seeds = o.Seeds[:1]
 	return o
 }
 
-func (o *experiment) run(ctx context.Context, stdout, stderr io.Writer) error {
-	o.started = time.Now()
+// env is what every phase shares: the log, the device and the held-out
+// evaluation set.
+type env struct {
+	log io.Writer
+	dev torch.Device
+	es  *evalSet
+}
+
+func (o *experiment) setup(stderr io.Writer, logName string) (*env, func(), error) {
 	if err := o.World.Validate(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if o.Work == "" {
 		o.Work = o.Out
 	}
-	if err := os.MkdirAll(filepath.Join(o.Work, "checkpoints"), 0o755); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return err
-	}
-	logFile, err := os.Create(filepath.Join(o.Out, "log.txt"))
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	log := io.MultiWriter(stderr, logFile)
-	dev, err := torch.ParseDevice(o.Device)
-	if err != nil {
-		return err
-	}
-	if dev.CUDA {
-		if err := torch.SetTF32(true); err != nil {
-			return err
+	for _, d := range []string{o.Work, o.Out} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, nil, err
 		}
 	}
-	fmt.Fprintf(log, "toy: %s on %s, %d CPUs\n", o.Command, o.Device, runtime.NumCPU())
+	logFile, err := os.OpenFile(filepath.Join(o.Work, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := &env{log: io.MultiWriter(stderr, logFile)}
+	if e.dev, err = torch.ParseDevice(o.Device); err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
+	if e.dev.CUDA {
+		if err := torch.SetTF32(true); err != nil {
+			logFile.Close()
+			return nil, nil, err
+		}
+	}
+	fmt.Fprintf(e.log, "toy: %s on %s, %d CPUs, %s\n", o.Command, o.Device, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	e.es, _, _ = o.heldOut()
+	return e, func() { logFile.Close() }, nil
+}
 
-	// The held-out evaluation set and the reference rows.
+// heldOut is the evaluation set (clips the models never see, the same for
+// every phase), an independent sample of the world and the first frames
+// held still, for the reference rows.
+func (o *experiment) heldOut() (es *evalSet, other, still [][]float32) {
 	wc := o.World
-	r := rand.New(rand.NewPCG(o.Seed+1000, 0))
+	r := rand.New(rand.NewPCG(1000, 0))
 	held := make([]world.Clip, o.EvalClips)
 	for i := range held {
 		held[i] = wc.Sample(r)
 	}
-	es := newEvalSet(wc, held, o.EvalBatch, o.Seed+2000)
-	other := make([][]float32, o.EvalClips)
-	still := make([][]float32, o.EvalClips)
+	other = make([][]float32, o.EvalClips)
+	still = make([][]float32, o.EvalClips)
 	for i := range other {
 		other[i] = wc.Sample(r).Pixels
 		still[i] = holdStill(wc, held[i].Pixels)
 	}
-	if err := o.score(es, "ground truth (an independent sample)", other); err != nil {
-		return err
-	}
-	if err := o.score(es, "first frame held still", still); err != nil {
-		return err
-	}
+	return newEvalSet(wc, held, o.EvalBatch, 2000), other, still
+}
 
-	// The teacher.
-	teacherDir := filepath.Join(o.Work, "teacher")
-	u, err := unet.New(teacherUNet(wc), unet.WithDevice(o.Device), unet.WithSeed(o.Seed))
-	if err != nil {
+func (o *experiment) teacherDir() string { return filepath.Join(o.Work, "teacher") }
+
+// teacherPhase trains the teacher (unless Work holds it) and evaluates it.
+func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
+	path := filepath.Join(o.Work, "teacher.json")
+	if _, ok, err := readRun(path); err != nil || ok {
+		if ok {
+			fmt.Fprintf(e.log, "teacher: %s exists, kept\n", path)
+		}
 		return err
 	}
-	fmt.Fprintf(log, "teacher: %.3g parameters\n", float64(u.NumParams()))
-	t0 := time.Now()
-	if dev.CUDA {
-		torch.ResetPeakMemory(dev)
-	}
-	o.teacher, err = trainTeacher(u, wc, teacherOptions{
-		Steps: o.TeacherSteps, Batch: o.TeacherBatch, LR: o.TeacherLR, PMean: 0.7, PStd: 1.6, DropCond: 0.1, Seed: o.Seed,
-	}, log)
-	if err != nil {
-		u.Close()
+	run := runFile{Job: "teacher", Seed: o.Seeds[0], Command: o.Command, Device: o.Device, Started: time.Now().UTC()}
+	wc := o.World
+	dir := o.teacherDir()
+	var u *unet.Model
+	trained := filepath.Join(o.Work, "teacher-train.json")
+	if prev, ok, err := readRun(trained); err != nil {
 		return err
-	}
-	o.stages = append(o.stages, stageLine{"teacher (EDM, from scratch)", o.TeacherSteps, time.Since(t0), peak(dev)})
-	if err := u.Save(teacherDir); err != nil {
-		u.Close()
-		return err
-	}
-	for _, n := range []int{25, 8, 2, 1} {
-		if err := o.eval(es, u, fmt.Sprintf("teacher, %d steps (guidance 1→%g)", n, o.MaxGuidance), teacherSampler(n, 1, o.MaxGuidance), log); err != nil {
+	} else if ok {
+		fmt.Fprintf(e.log, "teacher: reusing the trained weights in %s\n", dir)
+		if u, err = unet.Load(dir, unet.WithDevice(o.Device)); err != nil {
+			return err
+		}
+		run.Stages, run.Loss = prev.Stages, prev.Loss
+	} else {
+		ckpt, progPath := filepath.Join(o.Work, "teacher-ckpt"), filepath.Join(o.Work, "teacher-progress.json")
+		var prog teacherProgress
+		if b, err := os.ReadFile(progPath); err == nil {
+			if err := json.Unmarshal(b, &prog); err != nil {
+				return fmt.Errorf("%s: %w", progPath, err)
+			}
+			if prog.Batch != o.TeacherBatch {
+				return fmt.Errorf("%s: the teacher was trained at batch %d, not -teacher-batch %d", progPath, prog.Batch, o.TeacherBatch)
+			}
+			if u, err = unet.Load(ckpt, unet.WithDevice(o.Device)); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.log, "teacher: resuming at step %d of %d from %s (fresh optimiser moments)\n", prog.Step, prog.Steps, ckpt)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		} else {
+			if u, err = o.freshTeacher(); err != nil {
+				return err
+			}
+			prog = teacherProgress{Steps: o.TeacherSteps, Batch: o.TeacherBatch, From: o.TeacherInit}
+		}
+		fmt.Fprintf(e.log, "teacher: %.3g parameters\n", float64(u.NumParams()))
+		t0 := time.Now()
+		if e.dev.CUDA {
+			torch.ResetPeakMemory(e.dev)
+		}
+		res, err := trainTeacher(ctx, u, wc, teacherOptions{
+			Steps: prog.Steps, Wall: o.TeacherWall, Batch: o.TeacherBatch, LR: o.TeacherLR,
+			PMean: o.PMean, PStd: o.PStd, DropCond: 0.1, Seed: o.Seeds[0],
+			Graph: o.TeacherGraph, From: prog.Step, Budget: o.TeacherBudget, TailSum: prog.TailSum, TailN: prog.TailN,
+		}, e.log)
+		if err != nil {
 			u.Close()
 			return err
 		}
-		if n == 25 {
-			if err := writeClipGIF(filepath.Join(o.Out, "teacher-25-steps.gif"), wc, o.rows[len(o.rows)-1].Sample[0]); err != nil {
-				u.Close()
+		prog.Step, prog.Steps, prog.TailSum, prog.TailN = res.Reached, res.Steps, res.TailSum, res.TailN
+		prog.Wall += time.Since(t0)
+		prog.PeakGiB = max(prog.PeakGiB, peak(e.dev))
+		if !res.done() {
+			// Out of this command's budget: keep the float32 weights and the
+			// progress for the next command.
+			defer u.Close()
+			if err := u.Save(ckpt); err != nil {
 				return err
 			}
-			if err := writeClipGIF(filepath.Join(o.Out, "ground-truth.gif"), wc, held[0].Pixels); err != nil {
-				u.Close()
+			b, err := json.MarshalIndent(prog, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(progPath, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.log, "teacher: %d of %d steps; the same command continues from %s\n", prog.Step, prog.Steps, ckpt)
+			return errTeacherUnfinished
+		}
+		run.Loss = res.Loss
+		start := "from scratch"
+		if prog.From != "" {
+			start = "continued from " + prog.From
+		}
+		run.Stages = []stageLine{{fmt.Sprintf("teacher (EDM, %s, batch %d)", start, o.TeacherBatch), res.Steps, prog.Wall, prog.PeakGiB}}
+		u, err = saveBF16(u, dir, o.Device)
+		if err != nil {
+			return err
+		}
+		if err := writeRun(trained, run); err != nil {
+			u.Close()
+			return err
+		}
+	}
+	defer u.Close()
+	es, other, still := o.heldOut()
+	for _, ref := range []struct {
+		name string
+		px   [][]float32
+	}{{"ground truth (an independent sample)", other}, {"first frame held still", still}} {
+		r, err := es.scoreClips(ref.name, 0, ref.px)
+		if err != nil {
+			return err
+		}
+		run.Rows = append(run.Rows, r)
+	}
+	for _, n := range []int{25, 8, 2, 1} {
+		r, err := o.eval(es, u, fmt.Sprintf("teacher, %d steps (guidance 1→%g)", n, o.MaxGuidance), teacherSampler(n, 1, o.MaxGuidance), e.log)
+		if err != nil {
+			return err
+		}
+		run.Rows = append(run.Rows, r)
+		if n == 25 {
+			if err := writeClipGIF(filepath.Join(o.Work, "teacher-25-steps.gif"), wc, r.Sample[0]); err != nil {
+				return err
+			}
+			if err := writeClipGIF(filepath.Join(o.Work, "ground-truth.gif"), wc, es.clips[0].Pixels); err != nil {
 				return err
 			}
 		}
 	}
-	u.Close()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return writeRun(path, run)
+}
 
-	// OSV: the runs and their evaluations.
-	do := distillOptions{Batch: o.Batch, Rank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, MaxGuidance: o.MaxGuidance, Seed: o.Seed, Device: o.Device}
-	ckpt := func(name string) string { return filepath.Join(o.Work, "checkpoints", name+".safetensors") }
-	type job struct {
-		label    string
-		stage    stageRun
-		samplers []sampler
-		after    func(st *student, res stageResult) error
+// freshTeacher is the teacher before its training: random weights, or
+// TeacherInit's, which must have the toy teacher's configuration.
+func (o *experiment) freshTeacher() (*unet.Model, error) {
+	cfg := teacherUNet(o.World)
+	if o.TeacherInit == "" {
+		return unet.New(cfg, unet.WithDevice(o.Device), unet.WithSeed(o.Seeds[0]))
 	}
-	var fullWall time.Duration
-	one, tts, two := studentSteps(1), studentTTS(), studentSteps(2)
-	jobs := []job{
-		{"OSV without stage 2 (stage 1 only)", stageRun{Stage: 1, Steps: o.Stage1Steps, K: 5, Checkpoint: ckpt("stage1")}, []sampler{one, tts}, nil},
-		{"OSV", stageRun{Stage: 2, Steps: o.Stage2Steps, K: 5, Init: ckpt("stage1"), Checkpoint: ckpt("osv")}, []sampler{one, tts, two},
-			func(st *student, res stageResult) error {
-				fullWall = res.Wall
-				exported := filepath.Join(o.Work, "export")
-				if err := st.trainer.Export(exported); err != nil {
-					return err
-				}
-				// The merged UNet is the demo model.
-				if err := copyFolder(filepath.Join(exported, "unet"), filepath.Join(o.Out, "student")); err != nil {
-					return err
-				}
-				return writeClipGIF(filepath.Join(o.Out, "osv-1-step.gif"), wc, o.rows[len(o.rows)-3].Sample[0])
-			}},
-		{"OSV without stage 1", stageRun{Stage: 2, Steps: o.Stage2Steps, K: 5}, []sampler{one, tts}, nil},
-		{"OSV without adversarial loss", stageRun{Stage: 2, Steps: o.Stage2Steps, K: 5, NoAdv: true, Init: ckpt("stage1")}, []sampler{one, tts}, nil},
-		{"OSV with k = 1 (same stage-2 wall time)", stageRun{Stage: 2, K: 1, Init: ckpt("stage1")}, []sampler{one, tts}, nil},
-		{"stage 1 with the pixel discriminator", stageRun{Stage: 1, Steps: o.Stage1Steps, K: 5, PixelDisc: true, Checkpoint: ckpt("stage1-pixel")}, nil, nil},
-		{"OSV with the pixel discriminator (decoded frames)", stageRun{Stage: 2, Steps: o.Stage2Steps, K: 5, PixelDisc: true, Init: ckpt("stage1-pixel")}, []sampler{one, tts}, nil},
+	u, err := unet.Load(o.TeacherInit, unet.WithDevice(o.Device))
+	if err != nil {
+		return nil, fmt.Errorf("-teacher-init: %w", err)
 	}
-	for _, j := range jobs {
+	shape := func(c unet.Config) string {
+		return fmt.Sprintf("sample %d, channels %d → %d, blocks %v, frames %d", c.SampleSize, c.InChannels, c.OutChannels, c.BlockOutChannels, c.NumFrames)
+	}
+	if got, want := shape(u.Config), shape(cfg); got != want {
+		u.Close()
+		return nil, fmt.Errorf("-teacher-init %s: its UNet (%s) is not this world's toy teacher (%s)", o.TeacherInit, got, want)
+	}
+	return u, nil
+}
+
+// teacherProgress is an unfinished teacher's state between commands.
+type teacherProgress struct {
+	From               string // the folder the training started from ("": random weights)
+	Step, Steps, Batch int
+	TailSum            float64
+	TailN              int
+	Wall               time.Duration
+	PeakGiB            float64
+}
+
+// errTeacherUnfinished stops the phases after a teacher that ran out of
+// its command's budget; the same command continues it.
+var errTeacherUnfinished = errors.New("the teacher is not finished: run the same command again to continue")
+
+// saveBF16 stores u in dir with its weights rounded to bfloat16 (half the
+// size on disk: the committed teacher is this file) and returns the model
+// as every later phase sees it, the rounded weights loaded in float32. It
+// closes u.
+func saveBF16(u *unet.Model, dir, device string) (*unet.Model, error) {
+	err := u.Save(dir)
+	u.Close()
+	if err != nil {
+		return nil, err
+	}
+	half, err := unet.Load(dir, unet.WithDevice(device), unet.WithDType("bf16"))
+	if err != nil {
+		return nil, err
+	}
+	err = half.Save(dir)
+	half.Close()
+	if err != nil {
+		return nil, err
+	}
+	return unet.Load(dir, unet.WithDevice(device))
+}
+
+// seedPhase runs the named jobs (all when names is empty) for one seed,
+// each one skipped when its file exists.
+func (o *experiment) seedPhase(ctx context.Context, e *env, seed uint64, names []string) error {
+	if _, ok, err := readRun(filepath.Join(o.Work, "teacher.json")); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("no teacher in %s: run the teacher phase first", o.Work)
+	}
+	for _, j := range o.jobs(seed) {
+		if len(names) > 0 && !contains(names, j.name) {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if j.stage.Stage == 2 && j.stage.Steps == 0 { // k = 1: the full run's stage-2 time
-			j.stage.Wall = fullWall
+		path := jobFile(o.Work, seed, j.name)
+		if _, ok, err := readRun(path); err != nil {
+			return err
+		} else if ok {
+			fmt.Fprintf(e.log, "seed %d %s: %s exists, kept\n", seed, j.name, path)
+			continue
 		}
-		fmt.Fprintf(log, "%s\n", j.label)
-		st, res, err := runStage(teacherDir, wc, j.stage, do, log)
+		fmt.Fprintf(e.log, "seed %d %s: %s\n", seed, j.name, j.label)
+		run, err := o.runJob(ctx, e, seed, j)
 		if err != nil {
-			return fmt.Errorf("%s: %w", j.label, err)
+			return fmt.Errorf("seed %d, %s: %w", seed, j.name, err)
 		}
-		if res.Steps > 0 {
-			o.stages = append(o.stages, stageLine{j.label, res.Steps, res.Wall, res.PeakGiB})
+		if err := writeRun(path, run); err != nil {
+			return err
 		}
-		for _, sm := range j.samplers {
-			name := fmt.Sprintf("%s, %s", j.label, samplerLabel(sm))
-			if err := o.eval(es, st.UNet, name, sm, log); err != nil {
-				st.Close()
-				return err
-			}
-		}
-		if j.after != nil {
-			if err := j.after(st, res); err != nil {
-				st.Close()
-				return err
-			}
-		}
-		st.Close()
 	}
-	path := filepath.Join(o.Out, "RESULTS.md")
-	if err := os.WriteFile(path, []byte(o.report()), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s", o.table())
-	fmt.Fprintf(log, "wrote %s in %.1fs\n", path, time.Since(o.started).Seconds())
 	return nil
 }
 
-func samplerLabel(sm sampler) string {
-	switch sm.name {
-	case "osv+tts":
-		return "1 step + TTS"
-	case "osv":
-		if sm.nfe == 1 {
-			return "1 step"
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
 		}
-		return fmt.Sprintf("%d steps", sm.nfe)
 	}
-	return sm.name
+	return false
 }
 
-func (o *experiment) eval(es *evalSet, u *unet.Model, name string, sm sampler, log io.Writer) error {
+func (o *experiment) eval(es *evalSet, u *unet.Model, name string, sm sampler, log io.Writer) (row, error) {
 	r, err := es.run(name, u, sm)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return r, fmt.Errorf("%s: %w", name, err)
 	}
-	o.rows = append(o.rows, r)
-	fmt.Fprintf(log, "  %-70s FD %.3f speed %.2f W1 %.2f persistence %.2f\n", name, r.FD, r.Motion.Speed, r.SpeedW1, r.Motion.Persistence)
-	return nil
-}
-
-func (o *experiment) score(es *evalSet, name string, px [][]float32) error {
-	r, err := es.scoreClips(name, 0, px)
-	if err != nil {
-		return err
-	}
-	o.rows = append(o.rows, r)
-	return nil
+	fmt.Fprintf(log, "  %-78s FD %.3f speed %.2f W1 %.2f persistence %.2f background %.3f\n",
+		name, r.FD, r.Motion.Speed, r.SpeedW1, r.Motion.Persistence, r.Background)
+	return r, nil
 }
 
 // holdStill repeats a clip's first frame over all its frames.

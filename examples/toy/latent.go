@@ -9,13 +9,18 @@ import (
 )
 
 // The toy's latent space has no VAE: a frame of S×S RGB pixels is
+// centred and scaled to unit spread, (p − pixelMean)/pixelStd, and
 // rearranged losslessly (a pixel unshuffle by r) into 3·r² channels of
-// (S/r)×(S/r), and a latent goes back to pixels with a pixel shuffle.
+// (S/r)×(S/r); a latent goes back to pixels with a pixel shuffle and the
+// inverse affine map. The latents then have mean 0 and deviation 1 over the
+// world, the data scale SVD's preconditioning assumes (σ_d = 1).
 const (
 	factor        = 4
-	embedDim      = 32   // width of the (all-zero) image embedding
-	noiseAug      = 0.02 // noise augmentation of the conditioning frame
-	conditionFPS  = 6    // added time ids: fps − 1, motion bucket, augmentation
+	pixelMean     = -0.93 // the world's mean pixel value (TestLatentScale)
+	pixelStd      = 0.36  // and its deviation
+	embedDim      = 32    // width of the (all-zero) image embedding
+	noiseAug      = 0.02  // noise augmentation of the conditioning frame
+	conditionFPS  = 6     // added time ids: fps − 1, motion bucket, augmentation
 	motionBucket  = 127
 	latentChannel = 3 * factor * factor
 )
@@ -23,7 +28,8 @@ const (
 // toLatents maps pixels [N, 3, S, S] to latents [N, 3·r², S/r, S/r].
 func toLatents(s *torch.Scope, px *torch.Tensor) *torch.Tensor {
 	n, c, h, w := px.Size(0), px.Size(1), px.Size(2), px.Size(3)
-	x := s.Reshape(px, n, c, h/factor, factor, w/factor, factor)
+	x := s.MulScalar(s.AddScalar(px, -pixelMean), 1/pixelStd)
+	x = s.Reshape(x, n, c, h/factor, factor, w/factor, factor)
 	x = s.Permute(x, 0, 1, 3, 5, 2, 4)
 	return s.Reshape(x, n, c*factor*factor, h/factor, w/factor)
 }
@@ -31,7 +37,8 @@ func toLatents(s *torch.Scope, px *torch.Tensor) *torch.Tensor {
 // toPixels maps latents [B, F, 3·r², h, w] to frames [B·F, 3, r·h, r·w].
 func toPixels(s *torch.Scope, z *torch.Tensor) *torch.Tensor {
 	sh := z.Shape()
-	return s.PixelShuffle(s.Reshape(z, sh[0]*sh[1], sh[2], sh[3], sh[4]), factor)
+	px := s.PixelShuffle(s.Reshape(z, sh[0]*sh[1], sh[2], sh[3], sh[4]), factor)
+	return s.AddScalar(s.MulScalar(px, pixelStd), pixelMean)
 }
 
 // clipsTensor stacks clips' pixels into [B, F, 3, S, S] on dev.
@@ -55,6 +62,11 @@ func batchOf(s *torch.Scope, wc world.Config, clips []world.Clip, g *torch.Gener
 	if err != nil {
 		return osv.Batch{}, err
 	}
+	return batchOfPixels(s, px, g, dev)
+}
+
+// batchOfPixels is batchOf from the clips' pixels [B, F, 3, S, S] on dev.
+func batchOfPixels(s *torch.Scope, px *torch.Tensor, g *torch.Generator, dev torch.Device) (osv.Batch, error) {
 	b, f := px.Size(0), px.Size(1)
 	z := s.Reshape(toLatents(s, s.Reshape(px, b*f, 3, px.Size(3), px.Size(4))), b, f, latentChannel, px.Size(3)/factor, px.Size(4)/factor)
 	first := s.Reshape(s.Slice(z, 1, 0, 1), b, latentChannel, z.Size(3), z.Size(4))

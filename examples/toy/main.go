@@ -7,8 +7,17 @@
 // evaluation against the world's ground truth. It writes the results
 // table (RESULTS.md), the teacher and the exported student, and GIFs.
 //
-//	go run -tags cuda ./examples/toy -device cuda -out .build/toy
-//	go run ./examples/toy demo -model examples/toy/model -out demo.gif
+// Every phase writes its results into -work as it finishes, and skips what
+// is there, so the whole table can be built over several shorter commands:
+//
+//	go run -tags cuda ./examples/toy teacher -device cuda -work W -teacher-steps 6000 -teacher-budget 8m   # again until it finishes
+//	go run -tags cuda ./examples/toy teacher -device cuda -work W2 -teacher-init examples/toy/teacher -teacher-steps 10000 -teacher-budget 8m   # train the committed teacher on
+//	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs stage1,osv
+//	go run ./examples/toy table -work W -out docs/toy
+//	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
+//	go run ./examples/toy demo -out demo.gif
+//	go run -tags cuda ./examples/toy profile -device cuda                 # where a step's time goes
+//	go run -tags cuda ./examples/toy profile -device cuda -graph -record  # the same with the steps recorded as CUDA graphs
 package main
 
 import (
@@ -18,6 +27,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -31,32 +42,149 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "demo" {
-		return runDemo(args[1:], stderr)
+	phase := "all"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		phase, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("toy", flag.ContinueOnError)
+	switch phase {
+	case "demo":
+		return runDemo(args, stderr)
+	case "profile":
+		return runProfile(ctx, args, stdout, stderr)
+	case "all", "teacher", "student", "table":
+	default:
+		return fmt.Errorf("unknown command %q: want teacher, student, table, demo, profile or none (every phase)", phase)
+	}
+	o, f, err := parseExperiment(phase, args, stderr)
+	if err != nil {
+		return err
+	}
+	seed, seeds, names := f.seed, f.seeds, f.names
+	o.Command = strings.TrimSpace("toy " + strings.Join(append([]string{phase}, args...), " "))
+	e, done, err := o.setup(stderr, "log.txt")
+	if err != nil {
+		return err
+	}
+	defer done()
+	if phase == "all" || phase == "teacher" {
+		if err := o.teacherPhase(ctx, e); err != nil {
+			return err
+		}
+	}
+	if phase == "all" || phase == "student" {
+		for _, sd := range o.Seeds {
+			if seed != 0 && sd != seed {
+				continue
+			}
+			if err := o.seedPhase(ctx, e, sd, names); err != nil {
+				return err
+			}
+		}
+		if seed != 0 && !slices.Contains(o.Seeds, seed) {
+			return fmt.Errorf("-seed %d is not one of -seeds %s", seed, seeds)
+		}
+	}
+	if phase == "all" || phase == "table" {
+		return o.tablePhase(stdout, e.log)
+	}
+	return nil
+}
+
+func parseSeeds(list string) ([]uint64, error) {
+	var out []uint64
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil || v == 0 {
+			return nil, fmt.Errorf("-seeds %q: want positive integers separated by commas", list)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// jobNames are the student phase's jobs, in their order.
+func jobNames() []string {
+	var o experiment
+	var names []string
+	for _, j := range o.jobs(1) {
+		names = append(names, j.name)
+	}
+	return names
+}
+
+// phaseFlags are the phase command's flags that are not settings of the
+// experiment.
+type phaseFlags struct {
+	seed  uint64
+	seeds string
+	names []string
+}
+
+// parseExperiment reads a phase's flags into the experiment's settings.
+func parseExperiment(phase string, args []string, stderr io.Writer) (o experiment, f phaseFlags, err error) {
+	fs := flag.NewFlagSet("toy "+phase, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := defaultExperiment()
-	fs.StringVar(&o.Out, "out", ".build/toy", "output folder: RESULTS.md, log.txt, GIFs, student/ (the merged student UNet)")
-	fs.StringVar(&o.Work, "work", "", "folder for the teacher, checkpoints and the exported LoRA (default: -out)")
+	o = defaultExperiment()
+	fs.StringVar(&o.Out, "out", ".build/toy", "output folder: RESULTS.md and the GIFs")
+	fs.StringVar(&o.Work, "work", "", "folder of each phase's results, the teacher, the checkpoints and the student's adapters, for resuming (default: -out)")
 	fs.StringVar(&o.Device, "device", "cpu", "cpu, cuda or cuda:N")
 	fs.IntVar(&o.TeacherSteps, "teacher-steps", o.TeacherSteps, "teacher training steps")
+	fs.DurationVar(&o.TeacherWall, "teacher-wall", 0, "train the teacher for about this long instead (steps set from the first 20)")
+	fs.DurationVar(&o.TeacherBudget, "teacher-budget", 0, "stop the teacher's training after this long, keeping it in -work; the same command continues it")
 	fs.IntVar(&o.TeacherBatch, "teacher-batch", o.TeacherBatch, "teacher batch size")
+	fs.Float64Var(&o.TeacherLR, "teacher-lr", o.TeacherLR, "the teacher's peak learning rate (cosine decay to 0.1× of it)")
+	fs.Float64Var(&o.PMean, "p-mean", o.PMean, "the teacher's noise levels: ln σ ~ N(p-mean, p-std²)")
+	fs.Float64Var(&o.PStd, "p-std", o.PStd, "see -p-mean")
+	fs.StringVar(&o.TeacherInit, "teacher-init", "", "start the teacher's training from this UNet folder (examples/toy/teacher, say) instead of random weights")
+	fs.BoolVar(&o.TeacherGraph, "teacher-graph", true, "on CUDA, record the teacher's step once as a CUDA graph and replay it (its noise is then drawn on the device)")
+	fs.BoolVar(&o.Stage2Graphs, "stage2-graphs", true, "on CUDA with -stage2-record=false, replay stage 2's teacher and θ⁻ calls from recorded CUDA graphs (osv.TrainConfig.GraphDenoisers)")
+	fs.BoolVar(&o.Stage2Record, "stage2-record", true, "on CUDA, record stage 2's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep)")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")
 	fs.IntVar(&o.EvalClips, "eval-clips", o.EvalClips, "held-out clips per evaluation")
-	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of everything")
-	fs.BoolVar(&o.Quick, "quick", false, "tiny settings: a smoke test of every stage, not a result")
-	if err := fs.Parse(args); err != nil {
-		return err
+	seeds := fs.String("seeds", "1,2,3", "the students' seeds (the teacher takes the first)")
+	seed := fs.Uint64("seed", 0, "student: the one seed to run (default: every -seeds)")
+	jobs := fs.String("jobs", "", "student: the jobs to run, comma-separated (default: all; "+strings.Join(jobNames(), ", ")+")")
+	fs.BoolVar(&o.Quick, "quick", false, "tiny settings: a smoke test of every phase, not a result")
+	if err = fs.Parse(args); err != nil {
+		return o, f, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return o, f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.Seeds, err = parseSeeds(*seeds); err != nil {
+		return o, f, err
+	}
+	f.seed, f.seeds = *seed, *seeds
+	if *jobs != "" {
+		f.names = strings.Split(*jobs, ",")
+		for _, n := range f.names {
+			if !contains(jobNames(), n) {
+				return o, f, fmt.Errorf("-jobs: unknown job %q (want %s)", n, strings.Join(jobNames(), ", "))
+			}
+		}
 	}
 	if o.Quick {
 		o = o.quick()
 	}
-	o.Command = "toy " + strings.Join(args, " ")
-	return o.run(ctx, stdout, stderr)
+	return o, f, nil
+}
+
+// settingsOf parses a recorded command line ("toy student -seed 2 …", as a
+// run file keeps it) back into the settings that command ran with.
+func settingsOf(command string) (experiment, error) {
+	args := strings.Fields(command)
+	if len(args) > 0 && args[0] == "toy" {
+		args = args[1:]
+	}
+	phase := "all"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		phase, args = args[0], args[1:]
+	}
+	o, _, err := parseExperiment(phase, args, io.Discard)
+	if err != nil {
+		return o, fmt.Errorf("recorded command %q: %w", command, err)
+	}
+	return o, nil
 }

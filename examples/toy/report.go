@@ -2,37 +2,161 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
-// table is the results table in Markdown.
-func (o *experiment) table() string {
-	var b strings.Builder
-	truth := o.rows[0].Motion
-	fmt.Fprintf(&b, "| model | NFE | FD ↓ | speed (px/frame) | speed W1 ↓ | smoothness | persistence | ms per clip |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
-	for _, r := range o.rows {
-		nfe, ms := "", ""
-		if r.NFE > 0 {
-			nfe, ms = fmt.Sprint(r.NFE), fmt.Sprintf("%.2f", r.MSPerClip)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %.3f | %.2f | %.2f | %.2f | %.2f | %s |\n",
-			r.Name, nfe, r.FD, r.Motion.Speed, r.SpeedW1, r.Motion.Smoothness, r.Motion.Persistence, ms)
+// stat is one measure of one row over the seeds.
+type stat struct{ vals []float64 }
+
+func (s stat) mean() float64 { return mean(s.vals) }
+func (s stat) min() float64  { return slices.Min(s.vals) }
+func (s stat) max() float64  { return slices.Max(s.vals) }
+
+// sd is the sample standard deviation (0 for one value).
+func (s stat) sd() float64 {
+	if len(s.vals) < 2 {
+		return 0
 	}
-	fmt.Fprintf(&b, "\nThe true clips: speed %.2f px/frame, smoothness %.2f, persistence %.2f.\n", truth.Speed, truth.Smoothness, truth.Persistence)
-	return b.String()
+	m := s.mean()
+	var q float64
+	for _, v := range s.vals {
+		q += (v - m) * (v - m)
+	}
+	return math.Sqrt(q / float64(len(s.vals)-1))
 }
 
-// find returns the FD of the row with this name.
-func (o *experiment) find(name string) (float64, bool) {
-	for _, r := range o.rows {
-		if r.Name == name {
-			return r.FD, true
+func mean(v []float64) float64 {
+	var t float64
+	for _, x := range v {
+		t += x
+	}
+	return t / float64(len(v))
+}
+
+// format writes mean ± sd over the seeds, or the value alone for one.
+func (s stat) format(prec int) string {
+	if len(s.vals) == 1 {
+		return fmt.Sprintf("%.*f", prec, s.vals[0])
+	}
+	return fmt.Sprintf("%.*f ± %.*f", prec, s.mean(), prec, s.sd())
+}
+
+// aggRow is a table row over the seeds that produced it.
+type aggRow struct {
+	Name                                           string
+	NFE                                            int
+	Seeds                                          []uint64
+	FD, Speed, W1, Smooth, Persist, Background, MS stat
+}
+
+// results is everything the work folder holds, in the table's order.
+type results struct {
+	teacher runFile
+	runs    []runFile
+	missing []string // the jobs no seed has run
+	rows    []*aggRow
+	byName  map[string]*aggRow
+}
+
+func (o *experiment) collect() (*results, error) {
+	res := &results{byName: map[string]*aggRow{}}
+	t, ok, err := readRun(filepath.Join(o.Work, "teacher.json"))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("no teacher.json in %s: run the teacher phase first", o.Work)
+	}
+	res.teacher = t
+	res.add(t)
+	for _, j := range o.jobs(1) {
+		ran := false
+		for _, seed := range o.Seeds {
+			r, ok, err := readRun(jobFile(o.Work, seed, j.name))
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				res.runs = append(res.runs, r)
+				res.add(r)
+				ran = true
+			}
+		}
+		if !ran {
+			res.missing = append(res.missing, j.name)
 		}
 	}
-	return math.NaN(), false
+	return res, nil
+}
+
+func (res *results) add(r runFile) {
+	for _, x := range r.Rows {
+		a := res.byName[x.Name]
+		if a == nil {
+			a = &aggRow{Name: x.Name, NFE: x.NFE}
+			res.byName[x.Name] = a
+			res.rows = append(res.rows, a)
+		}
+		a.Seeds = append(a.Seeds, r.Seed)
+		a.FD.vals = append(a.FD.vals, x.FD)
+		a.Speed.vals = append(a.Speed.vals, x.Motion.Speed)
+		a.W1.vals = append(a.W1.vals, x.SpeedW1)
+		a.Smooth.vals = append(a.Smooth.vals, x.Motion.Smoothness)
+		a.Persist.vals = append(a.Persist.vals, x.Motion.Persistence)
+		a.Background.vals = append(a.Background.vals, x.Background)
+		a.MS.vals = append(a.MS.vals, x.MSPerClip)
+	}
+}
+
+// tablePhase writes RESULTS.md and the GIFs into Out and prints the table.
+func (o *experiment) tablePhase(stdout, log io.Writer) error {
+	res, err := o.collect()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return err
+	}
+	if o.Out != o.Work {
+		for _, f := range []string{"ground-truth.gif", "teacher-25-steps.gif", "osv-1-step.gif", "osv-1-step-tts.gif"} {
+			b, err := os.ReadFile(filepath.Join(o.Work, f))
+			if err != nil {
+				continue // not made yet
+			}
+			if err := os.WriteFile(filepath.Join(o.Out, f), b, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	path := filepath.Join(o.Out, "RESULTS.md")
+	if err := os.WriteFile(path, []byte(o.report(res)), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, res.table())
+	fmt.Fprintf(log, "wrote %s\n", path)
+	return nil
+}
+
+// table is the results table in Markdown.
+func (res *results) table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| model | NFE | seeds | FD ↓ | speed (px/frame) | speed W1 ↓ | smoothness | persistence | background ↓ | ms per clip |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range res.rows {
+		nfe, ms := "", ""
+		if r.NFE > 0 {
+			nfe, ms = fmt.Sprint(r.NFE), fmt.Sprintf("%.2f", r.MS.mean())
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, nfe, len(r.Seeds),
+			r.FD.format(1), r.Speed.format(2), r.W1.format(2), r.Smooth.format(2), r.Persist.format(3), r.Background.format(3), ms)
+	}
+	return b.String()
 }
 
 // claim is one ordering the paper reports, tested on FD (lower is better).
@@ -46,62 +170,140 @@ func (o *experiment) claims() []claim {
 	g := fmt.Sprintf("%g", o.MaxGuidance)
 	tts := func(v string) string { return v + ", 1 step + TTS" }
 	return []claim{
-		{"the teacher at 25 steps beats OSV at 1 step + TTS", "teacher, 25 steps (guidance 1→" + g + ")", tts("OSV"), "156.94 < 171.15"},
-		{"OSV 1 step + TTS beats OSV 2 steps", tts("OSV"), "OSV, 2 steps", "171.15 < 181.95"},
-		{"OSV 2 steps beats OSV 1 step", "OSV, 2 steps", "OSV, 1 step", "181.95 < 335.36"},
-		{"OSV 1 step beats the teacher at 1 step", "OSV, 1 step", "teacher, 1 steps (guidance 1→" + g + ")", "one-step baselines ≥ 425.68"},
-		{"k = 5 beats k = 1 at the same wall time", tts("OSV"), tts("OSV with k = 1 (same stage-2 wall time)"), "171.15 < 332.25"},
-		{"stage 1 helps", tts("OSV"), tts("OSV without stage 1"), "171.15 < 221.75"},
-		{"stage 2 helps", tts("OSV"), tts("OSV without stage 2 (stage 1 only)"), "171.15 < 234.13"},
-		{"the adversarial loss helps", tts("OSV"), tts("OSV without adversarial loss"), "171.15 < 405.41"},
-		{"the latent discriminator beats the pixel one", tts("OSV"), tts("OSV with the pixel discriminator (decoded frames)"), "171.15 < 232.25"},
+		{"the teacher at 25 steps beats OSV at 1 step + TTS", "teacher, 25 steps (guidance 1→" + g + ")", tts(labelOSV), "156.94 < 171.15"},
+		{"OSV 1 step + TTS beats OSV 2 steps", tts(labelOSV), labelOSV + ", 2 steps", "171.15 < 181.95"},
+		{"OSV 2 steps beats OSV 1 step", labelOSV + ", 2 steps", labelOSV + ", 1 step", "181.95 < 335.36"},
+		{"OSV 1 step beats the teacher at 1 step", labelOSV + ", 1 step", "teacher, 1 steps (guidance 1→" + g + ")", "one-step baselines ≥ 425.68"},
+		{"k = 5 beats k = 1 at the same wall time", tts(labelOSV), tts(labelK1), "171.15 < 332.25"},
+		{"stage 1 helps", tts(labelOSV), tts(labelNoStage1), "171.15 < 221.75"},
+		{"stage 2 helps", tts(labelOSV), tts(labelStage1), "171.15 < 234.13"},
+		{"the adversarial loss helps", tts(labelOSV), tts(labelNoAdv), "171.15 < 405.41"},
+		{"the latent discriminator beats the pixel one", tts(labelOSV), tts(labelPixel), "171.15 < 232.25"},
 	}
 }
 
+// verdict compares two rows over their seeds: "yes" when every value of
+// the better row is below every value of the worse, "reversed" for the
+// opposite, "within the spread" otherwise.
+func verdict(a, z *aggRow) string {
+	switch {
+	case a.FD.max() < z.FD.min():
+		return "yes"
+	case a.FD.min() > z.FD.max():
+		return "reversed"
+	}
+	return "within the spread"
+}
+
 // report is RESULTS.md.
-func (o *experiment) report() string {
+func (o *experiment) report(res *results) string {
 	var b strings.Builder
 	w := o.World
 	fmt.Fprintf(&b, "# Results: OSV end to end at toy scale\n\n")
 	if o.Quick {
 		fmt.Fprintf(&b, "**Smoke-test settings (-quick): these numbers mean nothing.**\n\n")
 	}
-	fmt.Fprintf(&b, "Every number below was printed by one run of examples/toy, `%s`, on %s, started %s, in %s.\n",
-		o.Command, o.Device, o.started.UTC().Format(time.RFC3339), time.Since(o.started).Round(time.Second))
-	fmt.Fprintf(&b, "Seeds are fixed (`-seed %d`).\n\n", o.Seed)
+	fmt.Fprintf(&b, "Every number below was printed by examples/toy, in the phases listed under \"Commands\", on %s; the table is `toy table` over the work folder. Each student row gives the mean ± the sample standard deviation over the seeds named in its `seeds` column (the seeds of the student trainings; the teacher is shared and trained with seed %d); the held-out clips and the sampling noise are the same for every row.\n\n", res.teacher.Device, o.Seeds[0])
 	fmt.Fprintf(&b, "## Setting\n\n")
+	// The settings each phase ran with are those of its recorded command,
+	// which may differ from this command's.
+	t, err := settingsOf(res.teacher.Command)
+	if err != nil || res.teacher.Command == "" {
+		t = *o
+	}
+	st, same := o.studentSettings(res)
 	fmt.Fprintf(&b, "- **World** (`examples/toy/world`): %d×%d RGB, %d frames; %d–%d coloured squares (sides %d–%d px) moving at %g–%g px/frame and bouncing off the walls. The first frame is the conditioning image: the speed and direction are not in it, so the model must produce a plausible motion.\n",
 		w.Size, w.Size, w.Frames, w.MinObjects, w.MaxObjects, w.MinSide, w.MaxSide, w.MinSpeed, w.MaxSpeed)
-	fmt.Fprintf(&b, "- **Latents**: no VAE; a frame is pixel-unshuffled by %d into %d channels of %d×%d (lossless; decoding is the pixel shuffle).\n", factor, latentChannel, w.Size/factor, w.Size/factor)
-	fmt.Fprintf(&b, "- **Teacher**: SVD's UNet code with a small config (blocks 32, 64; one layer each; 2 heads), trained from random weights for %d steps at batch %d with the EDM objective (SVD's preconditioning, ln σ ~ N(0.7, 1.6²), conditioning dropped 10%% of the time), AdamW %g with cosine decay to 0.1×; final training loss %.4f. Sampled with guided Euler (guidance 1→%g over the frames).\n",
-		o.TeacherSteps, o.TeacherBatch, o.TeacherLR, o.teacher, o.MaxGuidance)
-	fmt.Fprintf(&b, "- **OSV**: `osv.Trainer` with LoRA rank %d on the paper's targets, AdamW %g (discriminator %g), batch %d, the paper's other defaults (grid of 100 Karras levels over [0.002, 700], λ_adv 0.1, pseudo-Huber c 0.001, EMA 0.95); stage 1 %d steps, stage 2 %d steps with k = 5 unless stated.\n",
-		o.Rank, o.LR, o.DiscLR, o.Batch, o.Stage1Steps, o.Stage2Steps)
-	fmt.Fprintf(&b, "- **Discriminator**: the library's DINOv2 code with a small config (4 layers, width 96, 8×8 patches), randomly initialised and frozen; trainable latent upsampler, spatial and temporal heads with spectral norm. The pixel ablation judges the decoded frames (`Trainer.Decode`) instead.\n")
-	fmt.Fprintf(&b, "- **Evaluation** (no download): %d held-out clips generated from their first frames with fixed noise. FD is the Fréchet distance between the generated and the true clips' `world.Features` (appearance and motion statistics by colour tracking; each feature standardised by the true clips' spread). Speed, smoothness (mean |second difference| of the tracked centres) and persistence (how often an object of the first frame is still found) come from `world.MeasureMotion`; speed W1 is the Wasserstein distance between the per-clip speeds generated and true. The first two rows calibrate FD: an independent sample of true clips (the floor) and the first frame held still (no motion).\n\n",
-		o.EvalClips)
-	fmt.Fprintf(&b, "## Wall time of each stage\n\n| stage | steps | wall time | steps/s | peak GPU memory |\n|---|---|---|---|---|\n")
-	for _, s := range o.stages {
-		mem := "n/a"
-		if s.PeakGiB > 0 {
-			mem = fmt.Sprintf("%.2f GiB", s.PeakGiB)
-		}
-		fmt.Fprintf(&b, "| %s | %d | %.1f s | %.2f | %s |\n", s.Name, s.Steps, s.Wall.Seconds(), float64(s.Steps)/s.Wall.Seconds(), mem)
+	fmt.Fprintf(&b, "- **Latents**: no VAE; a frame is centred and scaled, (p − (%g))/%g, the world's pixel mean and deviation, then pixel-unshuffled by %d into %d channels of %d×%d (lossless; decoding is the pixel shuffle and the inverse map).\n",
+		pixelMean, pixelStd, factor, latentChannel, w.Size/factor, w.Size/factor)
+	fmt.Fprintf(&b, "- **Teacher**: SVD's UNet code with a small config (blocks 64, 64, wider than the %d-channel latent; one layer each; 2 heads; stored with bfloat16 weights), trained %s for %d steps at batch %d with the EDM objective (SVD's preconditioning, σ_d = 1; ln σ ~ N(%g, %g²); conditioning dropped 10%% of the time), AdamW %g with cosine decay to 0.1×; final training loss %.4f. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",
+		latentChannel, teacherStart(res.teacher), firstSteps(res.teacher), t.TeacherBatch, t.PMean, t.PStd, t.TeacherLR, res.teacher.Loss, 25, sigmaMin, sigmaMax, t.MaxGuidance)
+	if res.teacher.Stages != nil && teacherStart(res.teacher) != "from random weights" {
+		fmt.Fprintf(&b, "  Its starting weights were trained before it; the README in examples/toy/teacher gives the committed teacher's whole training.\n")
 	}
-	fmt.Fprintf(&b, "\n## The table\n\n%s\n", o.table())
-	fmt.Fprintf(&b, "## The paper's ordering, tested (FD, lower is better)\n\n| hypothesis | ours | paper (FVD) | holds |\n|---|---|---|---|\n")
-	for _, c := range o.claims() {
-		a, okA := o.find(c.better)
-		z, okB := o.find(c.worse)
-		verdict := "not measured"
-		if okA && okB {
-			verdict = "no"
-			if a < z {
-				verdict = "yes"
+	fmt.Fprintf(&b, "- **OSV**: `osv.Trainer` with LoRA rank %d on the paper's targets, AdamW %g (discriminator %g), batch %d, a grid of 100 Karras levels over [%g, %g] and the paper's other defaults (λ(σ) = 1, λ_adv 0.1, pseudo-Huber c 0.001, EMA 0.95, the discriminator's real = the teacher's last estimate); stage 1 %d steps, stage 2 %d steps with k = 5 unless stated. k = 1 trains while the seed's OSV run trains, on the same machine, and stops when it ends (a k = 1 run started after OSV had finished takes OSV's recorded wall time instead).\n",
+		st.Rank, st.LR, st.DiscLR, st.Batch, sigmaMin, sigmaMax, st.Stage1Steps, st.Stage2Steps)
+	if !same {
+		fmt.Fprintf(&b, "  The student runs did not all use these settings: each one's command is under \"Commands\".\n")
+	}
+	fmt.Fprintf(&b, "- **Discriminator**: the library's DINOv2 code with a small config (4 layers, width 96, 8×8 patches). No pretrained DINOv2 of that size exists, so the backbone is randomly initialised and frozen: its features are random projections, and the trainable latent upsampler and the spatial and temporal heads (spectral norm) do the learning. The pixel ablation judges the decoded frames (`Trainer.Decode`) instead.\n")
+	fmt.Fprintf(&b, "- **Samplers**: \"1 step\" is one consistency step at σ_max = %g; \"1 step + TTS\" travels back to σ %.3g (the middle of the 3-level Karras schedule) with the noise the first step implies and solves again; the other travel levels are those of the 4-level schedule; \"2 steps\" is the same as TTS with fresh noise at σ %.3g.\n",
+		sigmaMax, travelSigma(), travelSigma())
+	fmt.Fprintf(&b, "- **Evaluation** (no download): %d held-out clips generated from their first frames with fixed noise. FD is the Fréchet distance between the generated and the true clips' `world.Features` (appearance and motion statistics by colour tracking; each feature standardised by the true clips' spread). Speed, smoothness (mean |second difference| of the tracked centres) and persistence (how often an object of the first frame is still found) come from `world.MeasureMotion`; speed W1 is the Wasserstein distance between the per-clip speeds generated and true; background is `world.Background`, the mean level in [0, 1] of the pixels away from every tracked object (0 for the world). The first two rows calibrate FD: an independent sample of true clips (the floor) and the first frame held still (no motion). The still video's FD is far below every model's: the features weigh appearance (how many objects are tracked, their colours and sizes, frame by frame) as much as motion, and a still copy of the first frame gets the appearance exactly right; FD ranks the models against each other, and speed W1 and persistence say how they move.\n\n",
+		o.EvalClips)
+	fmt.Fprintf(&b, "## Wall time of each stage\n\n| stage | seed | steps | wall time | steps/s | peak GPU memory | started |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range append([]runFile{res.teacher}, res.runs...) {
+		for _, s := range r.Stages {
+			mem := "n/a"
+			if s.PeakGiB > 0 {
+				mem = fmt.Sprintf("%.2f GiB", s.PeakGiB)
 			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %.1f s | %.2f | %s | %s |\n", s.Name, r.Seed, s.Steps, s.Wall.Seconds(),
+				float64(s.Steps)/s.Wall.Seconds(), mem, r.Started.Format(time.DateTime))
 		}
-		fmt.Fprintf(&b, "| %s | %.3f vs %.3f | %s | %s |\n", c.text, a, z, c.paper, verdict)
+	}
+	fmt.Fprintf(&b, "\n## The table\n\n%s\n", res.table())
+	if len(res.missing) > 0 {
+		fmt.Fprintf(&b, "Jobs no seed has run in this work folder, so their rows are missing: %s.\n\n", strings.Join(res.missing, ", "))
+	}
+	fmt.Fprintf(&b, "## The paper's orderings, tested (FD, lower is better)\n\n\"yes\" means every seed's FD of the first is below every seed's FD of the second; \"reversed\" the opposite; otherwise the seeds overlap.\n\n| hypothesis | ours (mean ± sd) | paper (FVD) | holds |\n|---|---|---|---|\n")
+	for _, c := range o.claims() {
+		a, z := res.byName[c.better], res.byName[c.worse]
+		if a == nil || z == nil {
+			fmt.Fprintf(&b, "| %s | | %s | not measured |\n", c.text, c.paper)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s vs %s | %s | %s |\n", c.text, a.FD.format(1), z.FD.format(1), c.paper, verdict(a, z))
+	}
+	b.WriteString("\n## Commands\n\n")
+	seen := map[string]bool{}
+	for _, r := range append([]runFile{res.teacher}, res.runs...) {
+		if !seen[r.Command] {
+			seen[r.Command] = true
+			fmt.Fprintf(&b, "- `%s` (first started %s)\n", r.Command, r.Started.Format(time.DateTime))
+		}
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// firstSteps is the teacher's training steps.
+func firstSteps(r runFile) int {
+	if len(r.Stages) == 0 {
+		return 0
+	}
+	return r.Stages[0].Steps
+}
+
+// teacherStart says where the teacher's training began: random weights,
+// or the folder its stage line names.
+func teacherStart(r runFile) string {
+	if len(r.Stages) > 0 {
+		if _, from, ok := strings.Cut(r.Stages[0].Name, "continued from "); ok {
+			return "from the weights in " + strings.TrimSuffix(strings.SplitN(from, ",", 2)[0], ")")
+		}
+	}
+	return "from random weights"
+}
+
+// studentSettings are the settings of the student runs' recorded commands
+// (this command's when there are none), and whether every run used the
+// same training settings.
+func (o *experiment) studentSettings(res *results) (experiment, bool) {
+	st, same, first := *o, true, true
+	for _, r := range res.runs {
+		got, err := settingsOf(r.Command)
+		if err != nil || r.Command == "" {
+			continue
+		}
+		key := func(e experiment) [7]float64 {
+			return [7]float64{float64(e.Stage1Steps), float64(e.Stage2Steps), float64(e.Batch), float64(e.Rank), e.LR, e.DiscLR, e.MaxGuidance}
+		}
+		if first {
+			st, first = got, false
+		} else if key(got) != key(st) {
+			same = false
+		}
+	}
+	return st, same
 }

@@ -7,18 +7,22 @@ import (
 	"github.com/onestepvideo/osv-go/unet"
 )
 
-// The σ range of SVD's schedule, used for training grids and samplers.
+// The toy's σ range, used for the training grid and the samplers: SVD's
+// σ_min and ρ, and EDM's σ_max of 80, since above it the unit-scale
+// latents carry no information (SVD's 700 would put 45 of the 100 grid
+// levels there).
 const (
 	sigmaMin = 0.002
-	sigmaMax = 700
+	sigmaMax = 80.0
 	rho      = 7
 )
 
 // sampler generates latents [B, F, C, h, w] for a batch from unit noise.
 type sampler struct {
-	name string
-	nfe  int
-	run  func(s *torch.Scope, u *unet.Model, b osv.Batch, noise *torch.Tensor, g *torch.Generator) *torch.Tensor
+	name   string
+	nfe    int
+	travel float64 // the TTS's travel level (0: no travel)
+	run    func(s *torch.Scope, u *unet.Model, b osv.Batch, noise *torch.Tensor, g *torch.Generator) *torch.Tensor
 }
 
 // teacherSampler is the teacher's guided Euler sampler on n Karras steps
@@ -45,10 +49,21 @@ func studentSteps(n int) sampler {
 // schedule (where a 2-step sampler's second step sits) with the noise the
 // first step implies, and solve again (2 evaluations). With fresh noise
 // it would be the 2-step sampler exactly.
-func studentTTS() sampler {
-	return sampler{name: "osv+tts", nfe: 2, run: func(s *torch.Scope, u *unet.Model, b osv.Batch, noise *torch.Tensor, g *torch.Generator) *torch.Tensor {
-		k := solver.KarrasSigmas(3, sigmaMin, sigmaMax, rho)
-		return solver.SampleTTS(s, osv.GuidedDenoiser(u, b), noise, k[:1], g, solver.ConsistencyOptions{},
-			solver.TTSOptions{TravelSigmas: k[1:2], ImpliedNoise: true}, nil)
+func studentTTS() sampler { return studentTTSAt(travelSigma(), true) }
+
+// travelSigma is the TTS's default travel level: the middle level of the
+// 3-level Karras schedule.
+func travelSigma() float64 { return solver.KarrasSigmas(3, sigmaMin, sigmaMax, rho)[1] }
+
+// studentTTSAt is one step at σ_max, then travel to σ_t with the implied
+// noise (implied) or fresh noise, and a second solve.
+func studentTTSAt(travel float64, implied bool) sampler {
+	name := "osv+tts"
+	if !implied {
+		name = "osv+tts-fresh"
+	}
+	return sampler{name: name, nfe: 2, travel: travel, run: func(s *torch.Scope, u *unet.Model, b osv.Batch, noise *torch.Tensor, g *torch.Generator) *torch.Tensor {
+		return solver.SampleTTS(s, osv.GuidedDenoiser(u, b), noise, []float64{sigmaMax}, g, solver.ConsistencyOptions{},
+			solver.TTSOptions{TravelSigmas: []float64{travel}, ImpliedNoise: implied}, nil)
 	}}
 }

@@ -1,21 +1,26 @@
 package main
 
 import (
+	"fmt"
+	"image/gif"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
 	"github.com/onestepvideo/osv-go/torch"
-	"github.com/onestepvideo/osv-go/unet"
 )
 
-// The latent map is a lossless rearrangement: pixels → latents → pixels
-// is the identity, and a latent channel holds one colour plane's r×r
-// block.
+// The latent map is a lossless rearrangement of the centred, scaled
+// pixels: pixels → latents → pixels is the identity (to float rounding),
+// and a latent channel holds one colour plane's r×r block.
 func TestLatentsRoundTrip(t *testing.T) {
 	s := torch.NewScope()
 	defer s.Close()
@@ -28,98 +33,379 @@ func TestLatentsRoundTrip(t *testing.T) {
 	require.Equal(t, []int64{f, latentChannel, n / factor, n / factor}, z.Shape())
 	back, err := framesOf(s, s.Reshape(z, 1, f, latentChannel, n/factor, n/factor))
 	require.NoError(t, err)
-	require.Equal(t, clip.Pixels, back[0])
+	require.Len(t, back[0], len(clip.Pixels))
+	for i, v := range clip.Pixels {
+		require.InDelta(t, v, back[0][i], 1e-5, "pixel %d", i)
+	}
 	// Channel c·r² + i·r + j at (y, x) is colour c at (r·y + i, r·x + j).
 	zs, err := z.Float32s()
 	require.NoError(t, err)
 	plane := n / factor * (n / factor)
-	c, i, j, y, x := int64(1), int64(2), int64(3), int64(5), int64(7)
+	c, i, j, y, x := int64(1), int64(1), int64(0), int64(5), int64(7)
 	got := zs[(c*factor*factor+i*factor+j)*plane+y*(n/factor)+x]
-	require.Equal(t, clip.Pixels[c*n*n+(factor*y+i)*n+factor*x+j], got)
+	want := (float64(clip.Pixels[c*n*n+(factor*y+i)*n+factor*x+j]) - pixelMean) / pixelStd
+	require.InDelta(t, want, got, 1e-5)
 }
 
-// The committed demo model, the distilled toy student, makes motion in one
-// step on the CPU: over held-out first frames its clips' speeds are far
-// nearer the world's than a still video's, and objects are found moving.
-func TestDemoModelMoves(t *testing.T) {
-	u, err := unet.Load("model", unet.WithDevice("cpu"))
+// The latents' scale is the world's: its pixels' mean and deviation are
+// the constants the latent map uses.
+func TestLatentScale(t *testing.T) {
+	wc := world.DefaultConfig()
+	r := rand.New(rand.NewPCG(11, 12))
+	var sum, sq float64
+	var n int
+	for range 500 {
+		for _, v := range wc.Sample(r).Pixels {
+			sum += float64(v)
+			sq += float64(v) * float64(v)
+			n++
+		}
+	}
+	m := sum / float64(n)
+	require.InDelta(t, pixelMean, m, 0.01)
+	require.InDelta(t, pixelStd, math.Sqrt(sq/float64(n)-m*m), 0.01)
+}
+
+// The checks pass the world's own continuations and fail each way a
+// generated clip goes wrong: blurred, fading, on a noisy background,
+// jittering in place, turning at random, or standing still.
+func TestDemoChecksRejectBadClips(t *testing.T) {
+	wc := world.DefaultConfig()
+	clips := heldOutClips(32)
+	truth := make([][]float32, len(clips))
+	for i, c := range clips {
+		truth[i] = c.Pixels
+	}
+	rep, err := scoreDemo(wc, clips, truth)
+	require.NoError(t, err)
+	t.Logf("the true continuations: %s", rep)
+	require.Empty(t, rep.failures())
+
+	r := rand.New(rand.NewPCG(5, 5))
+	per := 3 * wc.Size * wc.Size
+	bad := map[string]func(c world.Clip) []float32{
+		"blurred": func(c world.Clip) []float32 { return boxBlur(wc, c.Pixels) },
+		"fading": func(c world.Clip) []float32 {
+			out := slices.Clone(c.Pixels)
+			for f := range wc.Frames {
+				a := float32(f) / float32(wc.Frames-1)
+				for i := f * per; i < (f+1)*per; i++ {
+					out[i] = out[i]*(1-a) - a
+				}
+			}
+			return out
+		},
+		"noisy background": func(c world.Clip) []float32 {
+			out := slices.Clone(c.Pixels)
+			for i, v := range out {
+				out[i] = float32(math.Max(-1, math.Min(1, float64(v)+0.3*r.NormFloat64())))
+			}
+			return out
+		},
+		"jittering in place": func(c world.Clip) []float32 {
+			return renderPaths(wc, c, func(i, f int, x, y float64) (float64, float64) {
+				if f == 0 {
+					return c.Objects[i].X, c.Objects[i].Y
+				}
+				return c.Objects[i].X + 3*(2*r.Float64()-1), c.Objects[i].Y + 3*(2*r.Float64()-1)
+			})
+		},
+		"turning at random": func(c world.Clip) []float32 {
+			return renderPaths(wc, c, func(i, f int, x, y float64) (float64, float64) {
+				if f == 0 {
+					return c.Objects[i].X, c.Objects[i].Y
+				}
+				a, sp := 2*math.Pi*r.Float64(), math.Hypot(c.Objects[i].VX, c.Objects[i].VY)
+				return x + sp*math.Cos(a), y + sp*math.Sin(a)
+			})
+		},
+		"standing still": func(c world.Clip) []float32 { return holdStill(wc, c.Pixels) },
+	}
+	want := map[string]string{
+		"blurred": "crisp", "fading": "held", "noisy background": "background",
+		"jittering in place": "smoothness", "turning at random": "smoothness", "standing still": "speed",
+	}
+	for name, f := range bad {
+		px := make([][]float32, len(clips))
+		for i, c := range clips {
+			px[i] = f(c)
+		}
+		rep, err := scoreDemo(wc, clips, px)
+		require.NoError(t, err)
+		t.Logf("%s: %s; fails %v", name, rep, rep.failures())
+		require.Contains(t, rep.failures(), want[name], name)
+	}
+}
+
+// boxBlur averages each pixel with its 3×3 neighbours, per channel.
+func boxBlur(wc world.Config, px []float32) []float32 {
+	s := wc.Size
+	out := make([]float32, len(px))
+	for p := 0; p < len(px)/(s*s); p++ {
+		plane := px[p*s*s : (p+1)*s*s]
+		for y := range s {
+			for x := range s {
+				var sum float32
+				var n int
+				for dy := -1; dy <= 1; dy++ {
+					for dx := -1; dx <= 1; dx++ {
+						if yy, xx := y+dy, x+dx; yy >= 0 && yy < s && xx >= 0 && xx < s {
+							sum += plane[yy*s+xx]
+							n++
+						}
+					}
+				}
+				out[p*s*s+y*s+x] = sum / float32(n)
+			}
+		}
+	}
+	return out
+}
+
+// renderPaths draws c's objects frame by frame at the top-left corners
+// step gives (from the previous frame's), clamped inside the frame.
+func renderPaths(wc world.Config, c world.Clip, step func(i, f int, x, y float64) (float64, float64)) []float32 {
+	per := 3 * wc.Size * wc.Size
+	out := make([]float32, wc.Frames*per)
+	objs := slices.Clone(c.Objects)
+	for f := range wc.Frames {
+		for i := range objs {
+			x, y := step(i, f, objs[i].X, objs[i].Y)
+			room := float64(wc.Size - objs[i].Side)
+			objs[i].X, objs[i].Y = math.Max(0, math.Min(room, x)), math.Max(0, math.Min(room, y))
+			objs[i].VX, objs[i].VY = 0, 0
+		}
+		wc.Render(objs, 0, out[f*per:(f+1)*per])
+	}
+	return out
+}
+
+// runDemoChecks runs the committed demo model over n held-out first
+// frames with sm and scores every generated clip.
+func runDemoChecks(t *testing.T, n int, sm sampler) demoReport {
+	u, err := loadStudent("teacher", "student-lora", "cpu")
 	require.NoError(t, err)
 	defer u.Close()
 	wc := world.DefaultConfig()
-	r := rand.New(rand.NewPCG(77, 0))
-	clips := make([]world.Clip, 16)
-	for i := range clips {
-		clips[i] = wc.Sample(r)
-	}
+	clips := heldOutClips(n)
 	es := newEvalSet(wc, clips, len(clips), 5)
-	got, err := es.run("demo", u, studentSteps(1))
+	px, _, err := es.generate(u, sm, clips, es.seed)
 	require.NoError(t, err)
-	still := make([][]float32, len(clips))
-	for i, c := range clips {
-		still[i] = holdStill(wc, c.Pixels)
-	}
-	ref, err := es.scoreClips("still", 0, still)
+	rep, err := scoreDemo(wc, clips, px)
 	require.NoError(t, err)
-	truth := world.Summarize(es.motion)
-	t.Logf("one step: speed %.2f (true %.2f), speed W1 %.2f (still video %.2f), persistence %.2f, FD %.1f",
-		got.Motion.Speed, truth.Speed, got.SpeedW1, ref.SpeedW1, got.Motion.Persistence, got.FD)
-	// Measured on the CPU: speed 1.34 of 3.39, W1 2.05 against 3.39 for a
-	// still video, persistence 0.31. The teacher at one step (docs/RESULTS.md:
-	// W1 2.50, persistence 0.14) would fail.
-	require.Less(t, got.SpeedW1, 0.7*ref.SpeedW1, "the student's speeds against a still video's")
-	require.Greater(t, got.Motion.Speed, 0.3*truth.Speed)
-	require.Greater(t, got.Motion.Persistence, 0.2)
+	t.Logf("%s over %d clips: %s", samplerLabel(sm), n, rep)
+	return rep
 }
 
-// The demo command writes a GIF and reports the motion it tracked.
+// The demo's bar (democheck.go) is what the committed demo model is
+// measured against; the checks it does not meet yet are listed here with
+// the numbers measured on the CPU, and every other check must pass.
+// Over 16 held-out clips, the distilled toy student reaches:
+//
+//	1 step:     held 0.51, worst frame crisp 0.000, FD 460.1 against the still video's 51.1
+//	1 step+TTS: held 0.67, worst frame crisp 0.105, FD 393.6 against 51.1
+//
+// so "held", "crisp" and "FD" stay unmet (the bar asks 0.9, 0.9 and 0.2×
+// the still video's FD). Below the bar, held must stay above 0.4, so that a
+// student whose objects fade (held 0.00 in TestDemoChecksRejectBadClips)
+// fails here too.
+var demoModelUnmet = []string{"held", "crisp", "FD"}
+
+const demoModelMinHeld = 0.4
+
+// The committed demo model moves the first frame's objects at the world's
+// speeds along smooth paths, where the conditioning put them, on a dark
+// background, in one step and with TTS, on the CPU; its held share, its
+// crispness and its FD are measured against the bar and reported.
+func TestDemoModelMoves(t *testing.T) {
+	for _, sm := range []sampler{studentSteps(1), studentTTS()} {
+		rep := runDemoChecks(t, 16, sm)
+		t.Logf("%s: %s", samplerLabel(sm), barVerdict(rep.failures()))
+		require.Subset(t, demoModelUnmet, rep.failures(), "%s: %s", samplerLabel(sm), rep)
+		require.GreaterOrEqual(t, rep.held, demoModelMinHeld, "%s: %s", samplerLabel(sm), rep)
+	}
+}
+
+// The GIF make demo writes, measured (CPU): every object kept, centres off
+// by 0.48 px, background 0.0159, speed 4.02, but its worst frame's
+// crispness is 0.293 against the bar's 0.9.
+var demoGIFUnmet = []string{"crisp"}
+
+// The demo command writes a GIF whose frames, decoded, hold every object
+// of the first frame where the conditioning put it, moving, on a dark
+// background; it reports the bar's checks on that clip.
 func TestDemoCommand(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "demo.gif")
 	var log testWriter
-	require.NoError(t, runDemo([]string{"-model", "model", "-out", out}, &log))
-	st, err := os.Stat(out)
-	require.NoError(t, err)
-	require.Greater(t, st.Size(), int64(1000))
+	require.NoError(t, runDemo([]string{"-model", "teacher", "-lora", "student-lora", "-out", out}, &log))
 	require.Contains(t, string(log), "tracked speed")
+	require.Contains(t, string(log), "the demo's bar")
 	require.Error(t, runDemo([]string{"-model", t.TempDir()}, &log))
+	require.ErrorContains(t, runDemo([]string{"-sampler", "3"}, &log), "-sampler")
 
-	// The clip make demo writes (default seed) moves, and its object stays
-	// found in some later frames (measured: speed 1.64, persistence 0.43).
-	u, err := unet.Load("model", unet.WithDevice("cpu"))
-	require.NoError(t, err)
-	defer u.Close()
 	wc := world.DefaultConfig()
-	_, m, err := oneStep(u, wc, wc.Sample(rand.New(rand.NewPCG(3, 0))), 3)
+	clip := wc.Sample(rand.New(rand.NewPCG(3, 0)))
+	px := readGIFClip(t, out, wc)
+	ch := checkClip(wc, clip, px)
+	t.Logf("the GIF: %s; %s", ch, barVerdict(ch.failures(wc)))
+	require.Subset(t, demoGIFUnmet, ch.failures(wc), "the GIF: %s", ch)
+	require.Equal(t, 1.0, ch.held, "every object of the first frame in every frame of the GIF")
+}
+
+// readGIFClip decodes the demo's GIF (each pixel a 3×3 block) back into a
+// clip's pixels in [−1, 1].
+func readGIFClip(t *testing.T, path string, wc world.Config) []float32 {
+	f, err := os.Open(path)
 	require.NoError(t, err)
-	require.Greater(t, m.Speed, 0.5)
-	require.Greater(t, m.Persistence, 0.2)
+	defer f.Close()
+	g, err := gif.DecodeAll(f)
+	require.NoError(t, err)
+	require.Len(t, g.Image, wc.Frames)
+	const scale = 3
+	plane := wc.Size * wc.Size
+	px := make([]float32, 0, wc.Frames*3*plane)
+	for _, im := range g.Image {
+		require.Equal(t, wc.Size*scale, im.Bounds().Dx())
+		frame := make([]float32, 3*plane)
+		for y := range wc.Size {
+			for x := range wc.Size {
+				r, gr, b, _ := im.At(x*scale+1, y*scale+1).RGBA()
+				for c, v := range []uint32{r, gr, b} {
+					frame[c*plane+y*wc.Size+x] = float32(v)/65535*2 - 1
+				}
+			}
+		}
+		px = append(px, frame...)
+	}
+	return px
 }
 
 type testWriter []byte
 
 func (w *testWriter) Write(p []byte) (int, error) { *w = append(*w, p...); return len(p), nil }
 
-// Every stage of the experiment runs, in a shrunken world with a few
-// steps each, and writes its report, GIFs and the student's UNet folder.
+// Every phase of the experiment runs, in a shrunken world with a few
+// steps each, writes its results and the report, and resumes: a second
+// run keeps every finished job, and a job whose file is gone runs again.
 func TestExperimentSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
 	o := defaultExperiment().quick()
+	o.Seeds = []uint64{1, 2}
 	o.World = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
-	o.Out, o.Device, o.Command = t.TempDir(), "cpu", "toy (test)"
-	var log testWriter
-	var out testWriter
-	require.NoError(t, o.run(t.Context(), &out, &log))
-	for _, f := range []string{"RESULTS.md", "log.txt", "ground-truth.gif", "teacher-25-steps.gif", "osv-1-step.gif", "student/config.json"} {
+	o.Work, o.Out, o.Device, o.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
+	var log, out testWriter
+	e, done, err := o.setup(&log, "log.txt")
+	require.NoError(t, err)
+	defer done()
+	ctx := t.Context()
+	require.ErrorContains(t, o.seedPhase(ctx, e, 1, nil), "run the teacher phase first")
+	require.NoError(t, o.teacherPhase(ctx, e))
+	require.NoError(t, o.seedPhase(ctx, e, 1, nil))
+	require.NoError(t, o.seedPhase(ctx, e, 2, []string{"stage1", "osv"}))
+	require.ErrorContains(t, o.seedPhase(ctx, e, 3, []string{"osv"}), "needs the stage1 job of seed 3 first")
+	require.NoError(t, o.tablePhase(&out, &log))
+	for _, f := range []string{"RESULTS.md", "ground-truth.gif", "teacher-25-steps.gif", "osv-1-step.gif", "osv-1-step-tts.gif"} {
 		_, err := os.Stat(filepath.Join(o.Out, f))
+		require.NoError(t, err, f)
+	}
+	for _, f := range []string{"log.txt", "teacher/config.json", "student-lora/adapter_config.json", "seed-1/k1.json", "seed-2/osv.json"} {
+		_, err := os.Stat(filepath.Join(o.Work, f))
 		require.NoError(t, err, f)
 	}
 	report, err := os.ReadFile(filepath.Join(o.Out, "RESULTS.md"))
 	require.NoError(t, err)
 	require.Contains(t, string(report), "Smoke-test settings")
-	require.Contains(t, string(report), "| OSV with the pixel discriminator (decoded frames), 1 step + TTS | 2 |")
+	require.Contains(t, string(report), "| "+labelPixel+", 1 step + TTS | 2 | 1 |")
+	require.Regexp(t, `\| OSV, 1 step \| 1 \| 2 \| [0-9.]+ ± [0-9.]+ \|`, string(report), "a row over two seeds gives mean ± sd")
 	require.NotContains(t, string(report), "not measured")
-	u, err := unet.Load(filepath.Join(o.Out, "student"), unet.WithDevice("cpu"))
+
+	// Resuming: nothing runs again, until a job's file is removed.
+	log = nil
+	require.NoError(t, o.teacherPhase(ctx, e))
+	require.NoError(t, o.seedPhase(ctx, e, 1, nil))
+	require.Contains(t, string(log), "teacher.json exists, kept")
+	require.Equal(t, len(o.jobs(1)), strings.Count(string(log), "exists, kept")-1)
+	require.NoError(t, os.Remove(jobFile(o.Work, 1, "no-adv")))
+	log = nil
+	require.NoError(t, o.seedPhase(ctx, e, 1, nil))
+	require.Contains(t, string(log), "seed 1 no-adv: "+labelNoAdv)
+	require.Equal(t, len(o.jobs(1))-1, strings.Count(string(log), "exists, kept"))
+
+	// The demo runs on what the experiment wrote.
+	gifPath := filepath.Join(t.TempDir(), "demo.gif")
+	require.NoError(t, runDemo([]string{"-model", filepath.Join(o.Work, "teacher"), "-lora", filepath.Join(o.Work, "student-lora"), "-out", gifPath, "-sampler", "1"}, &log))
+}
+
+// The teacher trains over several commands: one cut short by its budget
+// keeps its weights and progress, the next continues from them, and the
+// last one finishes and evaluates it. The resumed teacher differs from
+// one trained in one go (fresh optimiser moments, its own data), but takes
+// the same number of steps.
+func TestTeacherResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	o := defaultExperiment().quick()
+	o.TeacherSteps, o.TeacherBudget = 3, time.Nanosecond // one step a command
+	o.World = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
+	o.Work, o.Out, o.Device, o.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
+	var log testWriter
+	e, done, err := o.setup(&log, "log.txt")
 	require.NoError(t, err)
-	require.NoError(t, u.Close())
+	defer done()
+	for i := 1; i < 3; i++ {
+		require.ErrorIs(t, o.teacherPhase(t.Context(), e), errTeacherUnfinished, "command %d", i)
+		require.Contains(t, string(log), fmt.Sprintf("teacher: %d of 3 steps", i))
+	}
+	require.Contains(t, string(log), "teacher: resuming at step 1 of 3")
+	other := o
+	other.TeacherBatch++
+	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "trained at batch")
+	require.NoError(t, o.teacherPhase(t.Context(), e))
+	r, ok, err := readRun(filepath.Join(o.Work, "teacher.json"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 3, r.Stages[0].Steps)
+	require.Positive(t, r.Loss)
+}
+
+// -teacher-init starts the teacher from a trained one: the run says so,
+// and a UNet of another shape is refused by name.
+func TestTeacherInit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	first := defaultExperiment().quick()
+	first.TeacherSteps = 1
+	first.World = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
+	first.Work, first.Out, first.Device, first.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
+	var log testWriter
+	e, done, err := first.setup(&log, "log.txt")
+	require.NoError(t, err)
+	defer done()
+	require.NoError(t, first.teacherPhase(t.Context(), e))
+
+	next := first
+	next.Work, next.TeacherInit = t.TempDir(), first.teacherDir()
+	require.NoError(t, next.teacherPhase(t.Context(), e))
+	r, ok, err := readRun(filepath.Join(next.Work, "teacher.json"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Contains(t, r.Stages[0].Name, "continued from "+first.teacherDir())
+
+	other := next
+	other.Work = t.TempDir()
+	other.World.Size = 64
+	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "-teacher-init "+first.teacherDir())
+}
+
+// The command line names its phases and jobs.
+func TestCommandLine(t *testing.T) {
+	var log testWriter
+	require.ErrorContains(t, run(t.Context(), []string{"train"}, &log, &log), `unknown command "train"`)
+	require.ErrorContains(t, run(t.Context(), []string{"student", "-jobs", "osv,nope"}, &log, &log), `unknown job "nope"`)
+	require.ErrorContains(t, run(t.Context(), []string{"student", "-seeds", "1,x"}, &log, &log), "-seeds")
+	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel"}, jobNames())
 }

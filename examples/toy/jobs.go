@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/onestepvideo/osv-go/solver"
+)
+
+// job is one training run of a seed with the samplers its rows use.
+type job struct {
+	name, label string
+	needs       []string   // jobs whose checkpoints this one starts from
+	stages      []stageRun // trained in order; a stage with Init "" starts from the teacher
+	samplers    []sampler
+}
+
+// The row names the claims and the table refer to.
+const (
+	labelStage1   = "OSV without stage 2 (stage 1 only)"
+	labelOSV      = "OSV"
+	labelK1       = "OSV with k = 1 (same stage-2 wall time)"
+	labelNoStage1 = "OSV without stage 1"
+	labelNoAdv    = "OSV without adversarial loss"
+	labelRealData = "OSV, discriminator real = the data x0"
+	labelRealLow  = "OSV, discriminator real = the teacher's estimate only at σ ≤ 1 (x0 above)"
+	labelPixel    = "OSV with the pixel discriminator (decoded frames)"
+)
+
+// jobs lists a seed's runs in an order that satisfies their needs.
+func (o *experiment) jobs(seed uint64) []job {
+	ck := func(name string) string { return filepath.Join(seedDir(o.Work, seed), name+".safetensors") }
+	one, tts, two := studentSteps(1), studentTTS(), studentSteps(2)
+	four := solver.KarrasSigmas(4, sigmaMin, sigmaMax, rho)
+	s1 := stageRun{Stage: 1, Steps: o.Stage1Steps, K: 5}
+	s2 := stageRun{Stage: 2, Steps: o.Stage2Steps, K: 5, Init: ck("stage1")}
+	with := func(s stageRun, edit func(*stageRun)) stageRun { edit(&s); return s }
+	return []job{
+		{name: "stage1", label: labelStage1, stages: []stageRun{with(s1, func(s *stageRun) { s.Checkpoint = ck("stage1") })}, samplers: []sampler{one, tts}},
+		{name: "osv", label: labelOSV, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.Checkpoint = ck("osv") })},
+			samplers: []sampler{one, tts, studentTTSAt(four[1], true), studentTTSAt(four[2], true), two}},
+		{name: "k1", label: labelK1, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) {
+			s.K, s.Steps, s.UntilDone = 1, 10*o.Stage2Steps, jobFile(o.Work, seed, "osv")
+		})}, samplers: []sampler{one, tts}},
+		{name: "no-stage1", label: labelNoStage1, stages: []stageRun{with(s2, func(s *stageRun) { s.Init = "" })}, samplers: []sampler{one, tts}},
+		{name: "no-adv", label: labelNoAdv, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.NoAdv = true })}, samplers: []sampler{one, tts}},
+		{name: "real-data", label: labelRealData, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.DiscReal = "data" })}, samplers: []sampler{one, tts}},
+		{name: "real-low", label: labelRealLow, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.DiscReal, s.DiscRealMaxSigma = "teacher", 1 })}, samplers: []sampler{one, tts}},
+		{name: "pixel", label: labelPixel, stages: []stageRun{
+			with(s1, func(s *stageRun) { s.PixelDisc, s.Checkpoint = true, ck("stage1-pixel") }),
+			with(s2, func(s *stageRun) { s.PixelDisc, s.Init = true, ck("stage1-pixel") }),
+		}, samplers: []sampler{one, tts}},
+	}
+}
+
+// runJob trains a job's stages and evaluates its samplers; the OSV job of
+// the first seed also exports the student and its pictures.
+func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (runFile, error) {
+	run := runFile{Job: j.name, Seed: seed, Command: o.Command, Device: o.Device, Started: time.Now().UTC()}
+	for _, need := range j.needs {
+		if _, ok, err := readRun(jobFile(o.Work, seed, need)); err != nil {
+			return run, err
+		} else if !ok {
+			return run, fmt.Errorf("needs the %s job of seed %d first", need, seed)
+		}
+	}
+	do := distillOptions{Batch: o.Batch, Rank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, MaxGuidance: o.MaxGuidance, Seed: seed, Device: o.Device, Graphs: o.Stage2Graphs, Record: o.Stage2Record}
+	if err := os.MkdirAll(seedDir(o.Work, seed), 0o755); err != nil {
+		return run, err
+	}
+	var st *student
+	for i, sr := range j.stages {
+		if st != nil {
+			st.Close()
+		}
+		var res stageResult
+		var err error
+		st, res, err = runStage(ctx, o.teacherDir(), o.World, sr, do, e.log)
+		if err != nil {
+			return run, err
+		}
+		name := fmt.Sprintf("%s: stage %d", j.label, sr.Stage)
+		if len(j.stages) > 1 {
+			name = fmt.Sprintf("%s: stage %d (%d of %d)", j.label, sr.Stage, i+1, len(j.stages))
+		}
+		run.Stages = append(run.Stages, stageLine{name, res.Steps, res.Wall, res.PeakGiB})
+	}
+	defer st.Close()
+	for _, sm := range j.samplers {
+		r, err := o.eval(e.es, st.UNet, fmt.Sprintf("%s, %s", j.label, samplerLabel(sm)), sm, e.log)
+		if err != nil {
+			return run, err
+		}
+		run.Rows = append(run.Rows, r)
+		if j.name == "osv" && seed == o.Seeds[0] && len(r.Sample) > 0 {
+			switch {
+			case sm.name == "osv" && sm.nfe == 1:
+				err = writeClipGIF(filepath.Join(o.Work, "osv-1-step.gif"), o.World, r.Sample[0])
+			case sm.name == "osv+tts" && sm.travel == travelSigma():
+				err = writeClipGIF(filepath.Join(o.Work, "osv-1-step-tts.gif"), o.World, r.Sample[0])
+			}
+			if err != nil {
+				return run, err
+			}
+		}
+	}
+	if j.name == "osv" && seed == o.Seeds[0] {
+		exported := filepath.Join(o.Work, "export")
+		if err := st.trainer.Export(exported); err != nil {
+			return run, err
+		}
+		// The adapters are the demo model, on top of the committed teacher.
+		if err := copyFolder(filepath.Join(exported, "lora"), filepath.Join(o.Work, "student-lora")); err != nil {
+			return run, err
+		}
+	}
+	return run, nil
+}
+
+func samplerLabel(sm sampler) string {
+	switch sm.name {
+	case "osv+tts":
+		if sm.travel == travelSigma() {
+			return "1 step + TTS"
+		}
+		return fmt.Sprintf("1 step + TTS (travel to σ %.3g)", sm.travel)
+	case "osv+tts-fresh":
+		return fmt.Sprintf("1 step + TTS with fresh noise (travel to σ %.3g)", sm.travel)
+	case "osv":
+		if sm.nfe == 1 {
+			return "1 step"
+		}
+		return fmt.Sprintf("%d steps", sm.nfe)
+	}
+	return sm.name
+}
