@@ -57,6 +57,7 @@ type bench struct {
 	warmup, runs int
 	profileDir   string
 	variants     bool
+	trainCases   string // -train-cases: the training cases, comma-separated (empty: the default set)
 	results      []Result
 }
 
@@ -81,6 +82,7 @@ func run() error {
 	trainW := flag.Int64("train-width", 576, "stage-2 training width in pixels")
 	solverSteps := flag.Int("k", 5, "stage-2 teacher solver steps")
 	cudnnBench := flag.Bool("cudnn-benchmark", true, "let cuDNN pick convolution algorithms by timing")
+	trainCases := flag.String("train-cases", "", "the training cases to run, comma-separated, from stage2, stage1, foreach, graph_denoisers, graph_step (default: stage2,stage1, and the last three with -variants)")
 	variants := flag.Bool("variants", false, "also time the UNet with the alternative GroupNorm and attention kernels, the VAE decoder in the NCHW layout, and stage 2 with the multi-tensor optimisers (TrainConfig.Foreach) and its CUDA graphs (GraphDenoisers, GraphStep)")
 	jsonOut := flag.String("json", "", "write results as JSON to this file")
 	profile := flag.String("profile", "", "profile one more run of each case into this folder (Chrome traces and kernel summaries)")
@@ -107,7 +109,7 @@ func run() error {
 		return err
 	}
 	b := &bench{dev: dev, dt: dt, frames: *frames, h: *height, w: *width, warmup: *warmup, runs: *runs,
-		profileDir: *profile, variants: *variants}
+		profileDir: *profile, variants: *variants, trainCases: *trainCases}
 	if b.profileDir != "" {
 		if err := os.MkdirAll(b.profileDir, 0o755); err != nil {
 			return err

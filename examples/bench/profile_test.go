@@ -38,3 +38,20 @@ func TestKernelTableFromATrace(t *testing.T) {
 	_, err = torch.DeviceTimes(path)
 	require.ErrorContains(t, err, path)
 }
+
+// -train-cases picks the training cases by name, in its order, and names
+// an unknown one in its error; without it, -variants adds stage 2's.
+func TestTrainCaseList(t *testing.T) {
+	b := &bench{h: 576, w: 1024, trainCases: "graph_step, stage1"}
+	cases, err := b.trainCaseList(320, 576)
+	require.NoError(t, err)
+	require.Equal(t, []trainCase{{2, 320, 576, "graph_step"}, {1, 576, 1024, ""}}, cases)
+	b.trainCases = "stage2,nope"
+	_, err = b.trainCaseList(320, 576)
+	require.ErrorContains(t, err, `"nope"`)
+	b.trainCases, b.variants = "", true
+	cases, err = b.trainCaseList(320, 576)
+	require.NoError(t, err)
+	require.Len(t, cases, 5)
+	require.Equal(t, "graph_step", cases[4].variant)
+}

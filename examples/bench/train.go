@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/onestepvideo/osv-go/discriminator"
@@ -17,6 +18,10 @@ import (
 // EMA target, the adversarial terms, both updates) at stage2H×stage2W, and
 // stage 1 at the bench's own size.
 func (b *bench) train(stage2H, stage2W int64, k int) error {
+	cases, err := b.trainCaseList(stage2H, stage2W)
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
 	dev, dt := b.dev.String(), b.dt.String()
 	u, err := unet.New(unet.DefaultConfig(), unet.WithDevice(dev), unet.WithDType(dt))
@@ -37,17 +42,6 @@ func (b *bench) train(stage2H, stage2W int64, k int) error {
 	runs, warm := b.runs, b.warmup
 	b.runs, b.warmup = min(runs, 5), 1
 	defer func() { b.runs, b.warmup = runs, warm }()
-	type trainCase struct {
-		stage   int
-		h, w    int64
-		variant string // "", "foreach", "graph_denoisers" or "graph_step"
-	}
-	cases := []trainCase{{2, stage2H, stage2W, ""}, {1, b.h, b.w, ""}}
-	if b.variants { // the optimisers and clips over all tensors at once; stage 2's CUDA graphs
-		for _, v := range []string{"foreach", "graph_denoisers", "graph_step"} {
-			cases = append(cases, trainCase{2, stage2H, stage2W, v})
-		}
-	}
 	for _, c := range cases {
 		name := fmt.Sprintf("train stage %d %d×%d×%d", c.stage, b.frames, c.h, c.w)
 		if c.stage == 2 {
@@ -112,4 +106,37 @@ func (b *bench) trainStage(u *unet.Model, bb *discriminator.Backbone, cfg osv.Tr
 	}
 	fmt.Fprintf(os.Stderr, "%s: last step %+v\n", name, last)
 	return nil
+}
+
+// trainCase is one training case of the bench.
+type trainCase struct {
+	stage   int
+	h, w    int64
+	variant string // "", "foreach", "graph_denoisers" or "graph_step"
+}
+
+// trainCaseList is the training cases to run: -train-cases when given,
+// else stage 2 and stage 1, then (with -variants) stage 2's variants.
+func (b *bench) trainCaseList(stage2H, stage2W int64) ([]trainCase, error) {
+	names := []string{"stage2", "stage1"}
+	if b.variants {
+		names = append(names, "foreach", "graph_denoisers", "graph_step")
+	}
+	if b.trainCases != "" {
+		names = strings.Split(b.trainCases, ",")
+	}
+	var cases []trainCase
+	for _, n := range names {
+		switch n = strings.TrimSpace(n); n {
+		case "stage2":
+			cases = append(cases, trainCase{2, stage2H, stage2W, ""})
+		case "stage1":
+			cases = append(cases, trainCase{1, b.h, b.w, ""})
+		case "foreach", "graph_denoisers", "graph_step":
+			cases = append(cases, trainCase{2, stage2H, stage2W, n})
+		default:
+			return nil, fmt.Errorf("-train-cases: unknown case %q (want stage2, stage1, foreach, graph_denoisers or graph_step)", n)
+		}
+	}
+	return cases, nil
 }
