@@ -63,6 +63,12 @@ func defaultExperiment() experiment {
 	}
 }
 
+// record is a copy of the settings for a run file.
+func (o *experiment) record() *experiment {
+	c := *o
+	return &c
+}
+
 // quick shrinks every stage to a few steps: a check that the whole path
 // runs, not an experiment.
 func (o experiment) quick() experiment {
@@ -144,7 +150,7 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 		}
 		return err
 	}
-	run := runFile{Job: "teacher", Seed: o.Seeds[0], Command: o.Command, Device: o.Device, Started: time.Now().UTC()}
+	run := runFile{Job: "teacher", Seed: o.Seeds[0], Command: o.Command, Device: o.Device, Started: time.Now().UTC(), Settings: o.record()}
 	wc := o.World
 	dir := o.teacherDir()
 	var u *unet.Model

@@ -59,7 +59,7 @@ func (o *experiment) jobs(seed uint64) []job {
 // runJob trains a job's stages and evaluates its samplers; the OSV job of
 // the first seed also exports the student and its pictures.
 func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (runFile, error) {
-	run := runFile{Job: j.name, Seed: seed, Command: o.Command, Device: o.Device, Started: time.Now().UTC()}
+	run := runFile{Job: j.name, Seed: seed, Command: o.Command, Device: o.Device, Started: time.Now().UTC(), Settings: o.record()}
 	for _, need := range j.needs {
 		if _, ok, err := readRun(jobFile(o.Work, seed, need)); err != nil {
 			return run, err

@@ -205,10 +205,10 @@ func (o *experiment) report(res *results) string {
 	}
 	fmt.Fprintf(&b, "Every number below was printed by examples/toy, in the phases listed under \"Commands\", on %s; the table is `toy table` over the work folder. Each student row gives the mean ± the sample standard deviation over the seeds named in its `seeds` column (the seeds of the student trainings; the teacher is shared and trained with seed %d); the held-out clips and the sampling noise are the same for every row.\n\n", res.teacher.Device, o.Seeds[0])
 	fmt.Fprintf(&b, "## Setting\n\n")
-	// The settings each phase ran with are those of its recorded command,
-	// which may differ from this command's.
-	t, err := settingsOf(res.teacher.Command)
-	if err != nil || res.teacher.Command == "" {
+	// The settings each phase ran with, which may differ from this
+	// command's.
+	t, ok := res.teacher.settings()
+	if !ok {
 		t = *o
 	}
 	st, same := o.studentSettings(res)
@@ -286,14 +286,13 @@ func teacherStart(r runFile) string {
 	return "from random weights"
 }
 
-// studentSettings are the settings of the student runs' recorded commands
-// (this command's when there are none), and whether every run used the
-// same training settings.
+// studentSettings are the student runs' settings (this command's when no
+// run records any), and whether every run used the same training settings.
 func (o *experiment) studentSettings(res *results) (experiment, bool) {
 	st, same, first := *o, true, true
 	for _, r := range res.runs {
-		got, err := settingsOf(r.Command)
-		if err != nil || r.Command == "" {
+		got, ok := r.settings()
+		if !ok {
 			continue
 		}
 		key := func(e experiment) [7]float64 {

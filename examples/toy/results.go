@@ -22,6 +22,23 @@ type runFile struct {
 	Stages  []stageLine `json:"stages"`
 	Rows    []row       `json:"rows"`
 	Loss    float64     `json:"loss,omitempty"` // the teacher's final training loss
+	// Settings are the experiment's settings when the run was written
+	// (absent from older files, whose Command says them).
+	Settings *experiment `json:"settings,omitempty"`
+}
+
+// settings are the settings r ran with: its recorded ones, else those its
+// recorded command gives under today's defaults; ok is false when r holds
+// neither.
+func (r runFile) settings() (o experiment, ok bool) {
+	if r.Settings != nil {
+		return *r.Settings, true
+	}
+	if r.Command == "" {
+		return o, false
+	}
+	o, err := settingsOf(r.Command)
+	return o, err == nil
 }
 
 // readRun reads a phase's file; ok is false when the phase has not run.

@@ -409,3 +409,32 @@ func TestCommandLine(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-seeds", "1,x"}, &log, &log), "-seeds")
 	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel"}, jobNames())
 }
+
+// A run file keeps the settings its run used, and the report reads them
+// back; an older file without them gets them from its recorded command.
+func TestRunSettings(t *testing.T) {
+	o, err := settingsOf("toy student -device cuda -work W -seed 2 -stage2-steps 600 -teacher-lr 2e-4")
+	require.NoError(t, err)
+	require.Equal(t, 600, o.Stage2Steps)
+	require.Equal(t, "cuda", o.Device)
+	require.Equal(t, 2e-4, o.TeacherLR)
+	_, err = settingsOf("toy student -no-such-flag")
+	require.ErrorContains(t, err, "no-such-flag")
+
+	e := defaultExperiment()
+	e.Stage1Steps, e.Command = 7, "toy student -stage1-steps 9"
+	path := filepath.Join(t.TempDir(), "run.json")
+	require.NoError(t, writeRun(path, runFile{Job: "osv", Command: e.Command, Settings: e.record()}))
+	r, ok, err := readRun(path)
+	require.NoError(t, err)
+	require.True(t, ok)
+	got, ok := r.settings()
+	require.True(t, ok)
+	require.Equal(t, 7, got.Stage1Steps, "the recorded settings, not the command's")
+	r.Settings = nil
+	got, ok = r.settings()
+	require.True(t, ok)
+	require.Equal(t, 9, got.Stage1Steps)
+	_, ok = runFile{}.settings()
+	require.False(t, ok)
+}
