@@ -16,6 +16,7 @@
 //	go run ./examples/toy table -work W -out docs/toy
 //	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
 //	go run ./examples/toy demo -out demo.gif
+//	go run ./examples/toy demo -check 16   # also measure 16 held-out clips against the demo's bar
 //	go run -tags cuda ./examples/toy profile -device cuda                 # where a step's time goes
 //	go run -tags cuda ./examples/toy profile -device cuda -graph -record  # the same with the steps recorded as CUDA graphs
 package main

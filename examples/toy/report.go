@@ -216,10 +216,17 @@ func (o *experiment) report(res *results) string {
 		w.Size, w.Size, w.Frames, w.MinObjects, w.MaxObjects, w.MinSide, w.MaxSide, w.MinSpeed, w.MaxSpeed)
 	fmt.Fprintf(&b, "- **Latents**: no VAE; a frame is centred and scaled, (p − (%g))/%g, the world's pixel mean and deviation, then pixel-unshuffled by %d into %d channels of %d×%d (lossless; decoding is the pixel shuffle and the inverse map).\n",
 		pixelMean, pixelStd, factor, latentChannel, w.Size/factor, w.Size/factor)
-	fmt.Fprintf(&b, "- **Teacher**: SVD's UNet code with a small config (blocks 64, 64, wider than the %d-channel latent; one layer each; 2 heads; stored with bfloat16 weights), trained %s for %d steps at batch %d with the EDM objective (SVD's preconditioning, σ_d = 1; ln σ ~ N(%g, %g²); conditioning dropped 10%% of the time), AdamW %g with cosine decay to 0.1×; final training loss %.4f. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",
-		latentChannel, teacherStart(res.teacher), firstSteps(res.teacher), t.TeacherBatch, t.PMean, t.PStd, t.TeacherLR, res.teacher.Loss, 25, sigmaMin, sigmaMax, t.MaxGuidance)
-	if res.teacher.Stages != nil && teacherStart(res.teacher) != "from random weights" {
-		fmt.Fprintf(&b, "  Its starting weights were trained before it; the README in examples/toy/teacher gives the committed teacher's whole training.\n")
+	const teacherArch = "SVD's UNet code with a small config (blocks 64, 64, wider than the %d-channel latent; one layer each; 2 heads; stored with bfloat16 weights)"
+	from, continued := strings.CutPrefix(teacherStart(res.teacher), "from the weights in ")
+	if firstSteps(res.teacher) == 0 && continued {
+		fmt.Fprintf(&b, "- **Teacher**: "+teacherArch+", the weights in %s as they are, not trained further here%s. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",
+			latentChannel, from, readmeNote(from), 25, sigmaMin, sigmaMax, t.MaxGuidance)
+	} else {
+		fmt.Fprintf(&b, "- **Teacher**: "+teacherArch+", trained %s for %d steps at batch %d with the EDM objective (SVD's preconditioning, σ_d = 1; ln σ ~ N(%g, %g²); conditioning dropped 10%% of the time), AdamW %g with cosine decay to 0.1×; final training loss %.4f. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",
+			latentChannel, teacherStart(res.teacher), firstSteps(res.teacher), t.TeacherBatch, t.PMean, t.PStd, t.TeacherLR, res.teacher.Loss, 25, sigmaMin, sigmaMax, t.MaxGuidance)
+		if continued {
+			fmt.Fprintf(&b, "  Its starting weights, from %s, were trained before it%s.\n", from, readmeNote(from))
+		}
 	}
 	fmt.Fprintf(&b, "- **OSV**: `osv.Trainer` with LoRA rank %d on the paper's targets, AdamW %g (discriminator %g), batch %d, a grid of 100 Karras levels over [%g, %g] and the paper's other defaults (λ(σ) = 1, λ_adv 0.1, pseudo-Huber c 0.001, EMA 0.95, the discriminator's real = the teacher's last estimate); stage 1 %d steps, stage 2 %d steps with k = 5 unless stated. k = 1 trains while the seed's OSV run trains, on the same machine, and stops when it ends (a k = 1 run started after OSV had finished takes OSV's recorded wall time instead).\n",
 		st.Rank, st.LR, st.DiscLR, st.Batch, sigmaMin, sigmaMax, st.Stage1Steps, st.Stage2Steps)
@@ -305,4 +312,12 @@ func (o *experiment) studentSettings(res *results) (experiment, bool) {
 		}
 	}
 	return st, same
+}
+
+// readmeNote points at a model folder's README.md, where it has one.
+func readmeNote(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		return ""
+	}
+	return "; " + filepath.Join(dir, "README.md") + " gives their training"
 }

@@ -6,14 +6,17 @@
 #   bash examples/toy/table.sh WORK OUT [BUDGET_SECONDS]
 #
 # (SEEDS, DEVICE, TEACHER_FLAGS, EXTRA and TOY, a built binary, change the
-# defaults: seeds 1,2,3 on cuda.)
+# defaults: seeds 1,2,3 on cuda, and the committed teacher in
+# examples/toy/teacher as it is, evaluated but not trained further;
+# TEACHER_FLAGS= trains one from random weights instead.)
 #
 # Phase by phase: the teacher (its training resumes across commands),
 # then each seed's stage 1 and the jobs that start from the teacher alone,
 # then the jobs that start from stage 1 (OSV and k = 1 start together, so
 # that k = 1 gets OSV's wall time on the same loaded machine), then the
 # table. Every job runs in a process of its own; those of one phase run at
-# once, since one job leaves the GPU idle most of the time.
+# once: stage 1 and the pixel ablation leave the GPU idle most of the
+# time, and the recorded stage-2 jobs share it.
 set -u
 work=${1:?work folder}
 out=${2:?output folder}
@@ -33,7 +36,7 @@ left() { echo $(( budget - (SECONDS - start) )); }
 if [ ! -f "$work/teacher.json" ]; then
   t=$(( $(left) - 60 ))
   [ "$t" -gt 30 ] || { echo "no time left for the teacher"; exit 1; }
-  $toy teacher "${common[@]}" -teacher-budget "${t}s" ${TEACHER_FLAGS:-} || exit 1
+  $toy teacher "${common[@]}" -teacher-budget "${t}s" ${TEACHER_FLAGS--teacher-init examples/toy/teacher -teacher-steps 0} || exit 1
 fi
 
 phase() { # phase JOBS: every seed's JOBS, in parallel, within the time left
