@@ -38,7 +38,7 @@ type distillOptions struct {
 	Device      string
 	Graphs      bool // stage 2 on CUDA: the teacher's and θ⁻'s calls replay CUDA graphs (osv.TrainConfig.GraphDenoisers)
 	Foreach     bool // the optimisers and clips over all tensors at once (osv.TrainConfig.Foreach)
-	Record      bool // stage 2 on CUDA: the whole step recorded once as a CUDA graph (osv.TrainConfig.GraphStep; Graphs is then unused; the pixel discriminator's stage 2 replays the frozen calls instead)
+	Record      bool // stage 2 on CUDA: the whole step recorded once as a CUDA graph (osv.TrainConfig.GraphStep; Graphs then applies only to the pixel discriminator's stage 2, which is not recorded)
 }
 
 // stageRun is one stage of one run.
@@ -115,14 +115,15 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		return fail(err)
 	}
 	// osv.TrainConfig.GraphStep does not record a step whose discriminator
-	// reads pixels: the pixel ablation's stage 2 replays the frozen calls only.
+	// reads pixels: the pixel ablation's stage 2 runs eagerly, its frozen
+	// calls replayed from graphs when Graphs is set.
 	cuda2 := st.Stage == 2 && strings.HasPrefix(o.Device, "cuda")
 	record := o.Record && !st.PixelDisc && cuda2
 	cfg := osv.TrainConfig{
 		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, SolverSteps: st.K,
 		MinGuidance: 1, MaxGuidance: o.MaxGuidance, NoAdversarial: st.NoAdv, Seed: o.Seed,
 		SigmaMax: sigmaMax, DiscReal: st.DiscReal, DiscRealMaxSigma: st.DiscRealMaxSigma,
-		GraphDenoisers: (o.Graphs || o.Record) && !record && cuda2, Foreach: o.Foreach,
+		GraphDenoisers: o.Graphs && !record && cuda2, Foreach: o.Foreach,
 		GraphStep: record,
 	}
 	if out.trainer, err = osv.NewTrainer(u, out.disc, cfg); err != nil {
