@@ -4,18 +4,20 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/onestepvideo/osv-go/osv/loss"
 	"github.com/onestepvideo/osv-go/osv/loss/adversarial"
 	"github.com/onestepvideo/osv-go/osv/loss/consistency"
+	"github.com/onestepvideo/osv-go/osv/loss/huber"
 	"github.com/onestepvideo/osv-go/solver"
 	"github.com/onestepvideo/osv-go/torch"
 )
 
-// recordedStep is stage 2's step with every number it depends on in
+// recordedStep is a training step with every number it depends on in
 // tensors of its own (Config.GraphStep): the batch, the noise, the grid
-// levels σ_n … σ_{n+k}, λ(σ_n) and the choice of the discriminator's real
-// sample. The host draws n and the noise and copies them in; the work
-// itself reads nothing back, so it is recorded once as a CUDA graph and
-// replayed at every later step, whatever n is.
+// levels (stage 1: σ_n; stage 2: σ_n … σ_{n+k}), λ(σ_n) and the choice of
+// the discriminator's real sample. The host draws n and the noise and
+// copies them in; the work itself reads nothing back, so it is recorded
+// once as a CUDA graph and replayed at every later step, whatever n is.
 type recordedStep struct {
 	in       *torch.Scope
 	batch    Batch
@@ -35,12 +37,12 @@ type stepOutputs struct {
 // stepInputs are one step's host-side draws.
 type stepInputs struct {
 	noise    *torch.Tensor
-	sigmas   []float64 // σ_n … σ_{n+k}
+	sigmas   []float64 // stage 1: σ_n; stage 2: σ_n … σ_{n+k}
 	weight   float64   // λ(σ_n)
 	realData bool
 }
 
-// recorded runs stage 2's step on in through the recorded work: the first
+// recorded runs the step on in through the recorded work: the first
 // call fills the inputs and takes the step as the recording's warmup (or,
 // with eager, as it is), later calls refill them and replay. Eager outputs
 // are owned by s; a graph's are its own.
@@ -107,11 +109,16 @@ func (t *Trainer) record(s *torch.Scope, b Batch, in stepInputs, levels, scalars
 		noise:    is.Clone(in.noise),
 		realData: is.Clone(is.Slice(scalars, 0, 1, 2)),
 	}
-	st.levels = consistency.Levels{Sigmas: is.Clone(levels), Weight: is.Clone(is.Slice(scalars, 0, 0, 1)),
-		Guidance: solver.GuidanceWeight(is, solver.FrameGuidance(t.Config.MinGuidance, t.Config.MaxGuidance, int(b.Latents.Size(1))), t.device())}
-	if st.levels.Sigmas.Size(0) != int64(k+1) {
+	st.levels = consistency.Levels{Sigmas: is.Clone(levels), Weight: is.Clone(is.Slice(scalars, 0, 0, 1))}
+	want := int64(k + 1)
+	if t.Config.Stage == 1 {
+		want = 1
+	} else {
+		st.levels.Guidance = solver.GuidanceWeight(is, solver.FrameGuidance(t.Config.MinGuidance, t.Config.MaxGuidance, int(b.Latents.Size(1))), t.device())
+	}
+	if st.levels.Sigmas.Size(0) != want {
 		is.Close()
-		return out, fmt.Errorf("osv: recorded step: %d levels for k = %d", st.levels.Sigmas.Size(0), k)
+		return out, fmt.Errorf("osv: recorded step: %d levels for stage %d with k = %d", st.levels.Sigmas.Size(0), t.Config.Stage, k)
 	}
 	ew, err := torch.Full(is, []int64{1}, 1-t.Config.EMADecay, torch.Float32, t.device())
 	if err != nil {
@@ -160,21 +167,31 @@ func (st *recordedStep) close() {
 	st.in.Close()
 }
 
-// deviceStep is Step's stage-2 work over st's inputs, with every number on
-// the device: the loss over the levels' tensors, the capturable optimisers
-// and device clips, an EMA update that a non-finite gradient switches off,
-// and the discriminator's real sample chosen by st.realData.
+// deviceStep is Step's work over st's inputs, with every number on the
+// device: the loss over the levels' tensors (stage 1: the student's
+// estimate from x0 noised at σ_n against x0; stage 2: the consistency
+// loss), the capturable optimisers and device clips, an EMA update that a
+// non-finite gradient switches off, and the discriminator's real sample
+// chosen by st.realData.
 func (t *Trainer) deviceStep(s *torch.Scope, st *recordedStep) (o stepOutputs, err error) {
 	defer torch.Recover(&err)
 	cond := st.batch.Cond()
 	x0 := s.Cast(st.batch.Latents, torch.Float32)
-	out := consistency.ApplyLevels(s, consistency.Inputs{
-		Student: t.Student.Denoiser(cond), Target: t.EMA.Denoiser(cond), Teacher: t.Teacher.Denoiser(cond),
-		Data: x0, Noise: st.noise,
-		Consistency: solver.ConsistencyOptions{LCMBoundary: t.Config.LCMBoundary}, HuberC: t.Config.HuberC,
-	}, st.levels)
-	fake, dist := out.Fake, out.Loss
-	real := s.Lerp(out.Real, x0, st.realData) // exactly one of the two (lerp's weight is 0 or 1)
+	cons := solver.ConsistencyOptions{LCMBoundary: t.Config.LCMBoundary}
+	var fake, dist, real *torch.Tensor
+	if t.Config.Stage == 1 {
+		sn := st.levels.Sigmas
+		xn := s.Add(x0, s.Mul(st.noise, sn))
+		fake = solver.Consistency(s, t.Student.Denoiser(cond), xn, s.Contiguous(s.Expand(sn, x0.Size(0))), cons)
+		dist, real = huber.Apply(s, fake, x0, t.Config.HuberC, loss.Mean), x0
+	} else {
+		out := consistency.ApplyLevels(s, consistency.Inputs{
+			Student: t.Student.Denoiser(cond), Target: t.EMA.Denoiser(cond), Teacher: t.Teacher.Denoiser(cond),
+			Data: x0, Noise: st.noise, Consistency: cons, HuberC: t.Config.HuberC,
+		}, st.levels)
+		fake, dist = out.Fake, out.Loss
+		real = s.Lerp(out.Real, x0, st.realData) // exactly one of the two (lerp's weight is 0 or 1)
+	}
 	o.dist, o.lossG = dist, dist
 	studentParams := t.Student.Trainable()
 	discParams := tensors(t.Disc.Trainable())

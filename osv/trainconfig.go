@@ -71,14 +71,14 @@ type TrainConfig struct {
 	// kernels, launched once per call instead of one by one. It needs the
 	// UNet on a CUDA device (off).
 	GraphDenoisers bool `json:"graph_denoisers"`
-	// GraphStep records stage 2's whole step (the teacher's solver, the
-	// student's and the discriminator's losses, both backward passes,
-	// clips and updates, the EMA) once as a CUDA graph and replays it at
-	// every step: the grid levels, λ(σ_n), the discriminator's choice of
-	// real sample, the batch and the noise are copied into the graph's
+	// GraphStep records the whole training step (in stage 2 the teacher's
+	// solver; the student's and the discriminator's losses, both backward
+	// passes, clips and updates, the EMA) once as a CUDA graph and replays
+	// it at every step: the grid levels, λ(σ_n), the discriminator's choice
+	// of real sample, the batch and the noise are copied into the graph's
 	// inputs first, and the optimisers keep their numbers on the device
-	// (torch.AdamW.Capturable). It needs stage 2 on a CUDA device, without
-	// Group and with the latent discriminator; GraphDenoisers is then
+	// (torch.AdamW.Capturable). Either stage; it needs a CUDA device,
+	// no Group and the latent discriminator; GraphDenoisers is then
 	// unneeded (off).
 	GraphStep bool `json:"graph_step"`
 

@@ -81,7 +81,7 @@ type Trainer struct {
 	nonFinite  int
 
 	teacherGraphs, targetGraphs *denoiserGraphs // GraphDenoisers: the frozen branches' recorded calls
-	rec                         *recordedStep   // GraphStep: the recorded stage-2 step
+	rec                         *recordedStep   // GraphStep: the recorded step
 	eagerRec                    bool            // run GraphStep's work without recording it (the CPU's check of it)
 
 	reducers     map[*torch.AdamW]*torch.GradReducer // per optimiser, for reducerGroup
@@ -132,8 +132,6 @@ func NewTrainer(u *unet.Model, d *discriminator.Discriminator, cfg TrainConfig) 
 	if cfg.GraphStep {
 		dev := u.Device()
 		switch {
-		case cfg.Stage != 2:
-			return nil, fmt.Errorf("osv: graph_step records stage 2's step, not stage %d's", cfg.Stage)
 		case !dev.CUDA:
 			return nil, fmt.Errorf("osv: graph_step needs the UNet on a CUDA device, not %v", dev)
 		case cfg.GraphDenoisers:
@@ -248,7 +246,28 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 	cons := solver.ConsistencyOptions{LCMBoundary: t.Config.LCMBoundary}
 
 	var fake, real, dist *torch.Tensor
-	if t.Config.Stage == 1 {
+	if t.Config.GraphStep || t.eagerRec {
+		if t.Group != nil {
+			return m, fmt.Errorf("osv: graph_step does not run in a data-parallel world")
+		}
+		in := stepInputs{noise: noise, weight: 1, realData: true}
+		if t.Config.Stage == 1 {
+			n := r.IntN(len(t.grid))
+			m.Sigma = t.grid[n]
+			in.sigmas = t.grid[n : n+1]
+		} else {
+			k, sigmas := t.levels(r, &m)
+			in.sigmas, in.realData = sigmas, t.Config.realIsData(sigmas[k-1])
+			if w := t.Config.lossWeight(sigmas); w != nil {
+				in.weight = w(sigmas[0])
+			}
+		}
+		o, err := t.recorded(s, b, in, t.eagerRec)
+		if err != nil {
+			return m, err
+		}
+		return t.recordedMetrics(m, o)
+	} else if t.Config.Stage == 1 {
 		n := r.IntN(len(t.grid))
 		m.Sigma = t.grid[n]
 		sig := s.Filled(x0, m.Sigma, x0.Size(0))
@@ -256,20 +275,6 @@ func (t *Trainer) Step(b Batch) (m Metrics, err error) {
 		fake = solver.Consistency(s, student, xn, sig, cons)
 		dist = huber.Apply(s, fake, x0, t.Config.HuberC, loss.Mean)
 		real = x0
-	} else if t.Config.GraphStep || t.eagerRec {
-		if t.Group != nil {
-			return m, fmt.Errorf("osv: graph_step does not run in a data-parallel world")
-		}
-		k, sigmas := t.levels(r, &m)
-		in := stepInputs{noise: noise, sigmas: sigmas, weight: 1, realData: t.Config.realIsData(sigmas[k-1])}
-		if w := t.Config.lossWeight(sigmas); w != nil {
-			in.weight = w(sigmas[0])
-		}
-		o, err := t.recorded(s, b, in, t.eagerRec)
-		if err != nil {
-			return m, err
-		}
-		return t.recordedMetrics(m, o)
 	} else {
 		k, sigmas := t.levels(r, &m)
 		target, teacher := t.EMA.Denoiser(cond), t.Teacher.Denoiser(cond)
