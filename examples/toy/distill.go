@@ -38,6 +38,7 @@ type distillOptions struct {
 	Device      string
 	Graphs      bool // stage 2 on CUDA: the teacher's and θ⁻'s calls replay CUDA graphs (osv.TrainConfig.GraphDenoisers)
 	Foreach     bool // the optimisers and clips over all tensors at once (osv.TrainConfig.Foreach)
+	Record1     bool // stage 1 on CUDA: the whole step recorded once as a CUDA graph (osv.TrainConfig.GraphStep)
 	Record      bool // stage 2 on CUDA: the whole step recorded once as a CUDA graph (osv.TrainConfig.GraphStep; Graphs then applies only to the pixel discriminator's stage 2, which is not recorded)
 }
 
@@ -117,8 +118,9 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 	// osv.TrainConfig.GraphStep does not record a step whose discriminator
 	// reads pixels: the pixel ablation's stage 2 runs eagerly, its frozen
 	// calls replayed from graphs when Graphs is set.
-	cuda2 := st.Stage == 2 && strings.HasPrefix(o.Device, "cuda")
-	record := o.Record && !st.PixelDisc && cuda2
+	cuda := strings.HasPrefix(o.Device, "cuda")
+	cuda2 := st.Stage == 2 && cuda
+	record := !st.PixelDisc && (o.Record && cuda2 || o.Record1 && st.Stage == 1 && cuda)
 	cfg := osv.TrainConfig{
 		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, SolverSteps: st.K,
 		MinGuidance: 1, MaxGuidance: o.MaxGuidance, NoAdversarial: st.NoAdv, Seed: o.Seed,

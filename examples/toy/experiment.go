@@ -32,6 +32,7 @@ type experiment struct {
 	TeacherInit                string // when set: the teacher starts from this UNet folder (the committed teacher, say) instead of random weights
 	Stage2Graphs               bool   // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
 	Stage2Record               bool   // on CUDA: stage 2's whole step is recorded once as a CUDA graph
+	Stage1Record               bool   // on CUDA: stage 1's whole step too
 	TeacherLR                  float64
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
 	Stage1Steps                int

@@ -67,7 +67,7 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 			return run, fmt.Errorf("needs the %s job of seed %d first", need, seed)
 		}
 	}
-	do := distillOptions{Batch: o.Batch, Rank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, MaxGuidance: o.MaxGuidance, Seed: seed, Device: o.Device, Graphs: o.Stage2Graphs, Record: o.Stage2Record}
+	do := distillOptions{Batch: o.Batch, Rank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, MaxGuidance: o.MaxGuidance, Seed: seed, Device: o.Device, Graphs: o.Stage2Graphs, Record: o.Stage2Record, Record1: o.Stage1Record}
 	if err := os.MkdirAll(seedDir(o.Work, seed), 0o755); err != nil {
 		return run, err
 	}

@@ -19,6 +19,7 @@
 //	go run ./examples/toy demo -check 16   # also measure 16 held-out clips against the demo's bar
 //	go run -tags cuda ./examples/toy profile -device cuda                 # where a step's time goes
 //	go run -tags cuda ./examples/toy profile -device cuda -graph -record  # the same with the steps recorded as CUDA graphs
+//	go run -tags cuda ./examples/toy profile -device cuda -stage1 -record # stage 1 too
 package main
 
 import (
@@ -140,6 +141,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.BoolVar(&o.TeacherGraph, "teacher-graph", true, "on CUDA, record the teacher's step once as a CUDA graph and replay it (its noise is then drawn on the device)")
 	fs.BoolVar(&o.Stage2Graphs, "stage2-graphs", true, "on CUDA with -stage2-record=false, replay stage 2's teacher and θ⁻ calls from recorded CUDA graphs (osv.TrainConfig.GraphDenoisers)")
 	fs.BoolVar(&o.Stage2Record, "stage2-record", true, "on CUDA, record stage 2's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep)")
+	fs.BoolVar(&o.Stage1Record, "stage1-record", false, "on CUDA, record stage 1's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep)")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")

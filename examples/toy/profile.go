@@ -33,7 +33,8 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	steps := fs.Int("steps", 20, "timed steps of each, after 5 untimed")
 	foreach := fs.Bool("foreach", false, "the teacher's optimiser and gradient clip over all parameters at once (torch.AdamW.Foreach)")
 	stage2 := fs.Bool("stage2", true, "profile the stage-2 step too")
-	record := fs.Bool("record", false, "stage 2's whole step recorded once as a CUDA graph and replayed (osv.TrainConfig.GraphStep)")
+	stage1 := fs.Bool("stage1", false, "profile the stage-1 step too (after stage 2's)")
+	record := fs.Bool("record", false, "stage 2's (and with -stage1, stage 1's) whole step recorded once as a CUDA graph and replayed (osv.TrainConfig.GraphStep)")
 	graph := fs.Bool("graph", false, "the teacher's step recorded once as a CUDA graph and replayed, and stage 2's frozen denoisers replayed from graphs (torch.CaptureGraph)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,12 +81,29 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	err = profileCase(stdout, dev, filepath.Join(*out, "teacher-step"), fmt.Sprintf("teacher step, batch %d", *tb), *tb, *steps, tstep.step)
 	tstep.close()
 	u.Close()
-	if err != nil || !*stage2 {
+	if err != nil {
 		return err
 	}
-	// Stage 2 with k = 5 from the same teacher.
-	do := distillOptions{Batch: *sb, Rank: 16, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2, Seed: 1, Device: *device, Graphs: *graph, Foreach: *foreach, Record: *record}
-	st, _, err := runStage(ctx, dir, wc, stageRun{Stage: 2, Steps: 0, K: 5}, do, io.Discard)
+	// Stage 2 with k = 5 from the same teacher, then stage 1.
+	do := distillOptions{Batch: *sb, Rank: 16, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2, Seed: 1, Device: *device, Graphs: *graph, Foreach: *foreach, Record: *record, Record1: *record}
+	for _, c := range []struct {
+		on    bool
+		stage int
+		name  string
+	}{{*stage2, 2, "stage-2 step (k = 5)"}, {*stage1, 1, "stage-1 step"}} {
+		if !c.on {
+			continue
+		}
+		if err := profileStage(ctx, stdout, dev, dir, *out, wc, c.stage, c.name, do, *steps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// profileStage times one OSV stage's training step from the teacher in dir.
+func profileStage(ctx context.Context, stdout io.Writer, dev torch.Device, dir, out string, wc world.Config, stage int, name string, do distillOptions, steps int) error {
+	st, _, err := runStage(ctx, dir, wc, stageRun{Stage: stage, Steps: 0, K: 5}, do, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -96,8 +114,8 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer g.Close()
 	r := rand.New(rand.NewPCG(9, 9))
-	return profileCase(stdout, dev, filepath.Join(*out, "stage2-step"), fmt.Sprintf("stage-2 step (k = 5), batch %d", *sb), *sb, *steps, func() error {
-		_, err := trainStep(st.trainer, wc, *sb, r, g, dev)
+	return profileCase(stdout, dev, filepath.Join(out, fmt.Sprintf("stage%d-step", stage)), fmt.Sprintf("%s, batch %d", name, do.Batch), do.Batch, steps, func() error {
+		_, err := trainStep(st.trainer, wc, do.Batch, r, g, dev)
 		return err
 	})
 }
