@@ -140,12 +140,8 @@ const (
 
 // failures names every check r fails.
 func (r demoReport) failures() []string {
-	var out []string
-	check := func(ok bool, name string) {
-		if !ok {
-			out = append(out, name)
-		}
-	}
+	var out failed
+	check := out.check
 	check(r.held >= demoMinHeld, "held")
 	check(r.crisp >= demoMinCrisp, "crisp")
 	check(r.start <= demoMaxStart, "start")
@@ -155,6 +151,15 @@ func (r demoReport) failures() []string {
 	check(r.speedW1 < demoMaxW1Share*r.stillW1, "speed W1")
 	check(r.fd < demoMaxFDShare*r.stillFD, "FD")
 	return out
+}
+
+// failed collects the names of the checks that fail.
+type failed []string
+
+func (f *failed) check(ok bool, name string) {
+	if !ok {
+		*f = append(*f, name)
+	}
 }
 
 // heldOutClips are the demo checks' first frames and truths.
@@ -172,12 +177,8 @@ func heldOutClips(n int) []world.Clip {
 // object of the first frame found in every frame, crisp, where the
 // conditioning put it, on a dark background, moving at the world's speeds.
 func (c clipChecks) failures(wc world.Config) []string {
-	var out []string
-	check := func(ok bool, name string) {
-		if !ok {
-			out = append(out, name)
-		}
-	}
+	var out failed
+	check := out.check
 	check(c.held == 1, "held")
 	check(c.crisp >= demoMinCrisp, "crisp")
 	check(c.start <= demoMaxStart, "start")

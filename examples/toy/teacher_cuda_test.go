@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/onestepvideo/osv-go/examples/toy/world"
 	"github.com/onestepvideo/osv-go/unet"
 )
 
@@ -18,7 +17,7 @@ import (
 // the same capturable optimiser: the same losses over four steps, the
 // first of them the recording's warmup, and the same weights after.
 func TestTeacherGraphMatchesEager(t *testing.T) {
-	wc := world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
+	wc := smallWorld
 	run := func(graph bool) ([]float64, []float64) {
 		u, err := unet.New(teacherUNet(wc), unet.WithDevice("cuda"), unet.WithSeed(1))
 		require.NoError(t, err)

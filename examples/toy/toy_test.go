@@ -291,10 +291,8 @@ func TestExperimentSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	o := defaultExperiment().quick()
+	o := smallExperiment(t)
 	o.Seeds = []uint64{1, 2}
-	o.World = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
-	o.Work, o.Out, o.Device, o.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
 	var log, out testWriter
 	e, done, err := o.setup(&log, "log.txt")
 	require.NoError(t, err)
@@ -347,10 +345,8 @@ func TestTeacherResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	o := defaultExperiment().quick()
+	o := smallExperiment(t)
 	o.TeacherSteps, o.TeacherBudget = 3, time.Nanosecond // one step a command
-	o.World = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
-	o.Work, o.Out, o.Device, o.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
 	var log testWriter
 	e, done, err := o.setup(&log, "log.txt")
 	require.NoError(t, err)
@@ -377,10 +373,8 @@ func TestTeacherInit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	first := defaultExperiment().quick()
+	first := smallExperiment(t)
 	first.TeacherSteps = 1
-	first.World = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
-	first.Work, first.Out, first.Device, first.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
 	var log testWriter
 	e, done, err := first.setup(&log, "log.txt")
 	require.NoError(t, err)
@@ -437,4 +431,17 @@ func TestRunSettings(t *testing.T) {
 	require.Equal(t, 9, got.Stage1Steps)
 	_, ok = runFile{}.settings()
 	require.False(t, ok)
+}
+
+// smallWorld is the tests' shrunken world: a few small squares in 32×32,
+// two frames.
+var smallWorld = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
+
+// smallExperiment is the quick settings over smallWorld on the CPU, with
+// work and output folders of the test's own.
+func smallExperiment(t *testing.T) experiment {
+	o := defaultExperiment().quick()
+	o.World = smallWorld
+	o.Work, o.Out, o.Device, o.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
+	return o
 }
