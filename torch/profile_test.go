@@ -75,3 +75,59 @@ func TestDeviceTimes(t *testing.T) {
 	_, err = DeviceTimes(filepath.Join(t.TempDir(), "none.json"))
 	require.ErrorContains(t, err, "none.json")
 }
+
+// ReadDeviceTrace's timeline counts overlapping events once and the time
+// between them as gaps.
+func TestReadDeviceTrace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": [
+		{"ph": "X", "cat": "kernel", "name": "b", "ts": 110, "dur": 5},
+		{"ph": "X", "cat": "kernel", "name": "a", "ts": 100, "dur": 4},
+		{"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy HtoD", "ts": 102, "dur": 4},
+		{"ph": "X", "cat": "kernel", "name": "b", "ts": 112, "dur": 1},
+		{"ph": "X", "cat": "cpu_op", "name": "aten::add", "ts": 0, "dur": 500}
+	]}`), 0o644))
+	tr, err := ReadDeviceTrace(path)
+	require.NoError(t, err)
+	require.Equal(t, 4, tr.Events)
+	require.InDelta(t, 15, tr.SpanUS, 1e-9, "100 to 115")
+	require.InDelta(t, 11, tr.BusyUS, 1e-9, "100–106 and 110–115")
+	require.InDelta(t, 4, tr.GapUS(), 1e-9)
+	require.Equal(t, []DeviceTime{{"b", "kernel", 2, 6}, {"Memcpy HtoD", "gpu_memcpy", 1, 4}, {"a", "kernel", 1, 4}}, tr.Times, "ties by name")
+
+	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": []}`), 0o644))
+	tr, err = ReadDeviceTrace(path)
+	require.NoError(t, err)
+	require.Zero(t, tr.Events)
+	require.Zero(t, tr.SpanUS)
+	require.NoError(t, os.WriteFile(path, []byte(`not json`), 0o644))
+	_, err = ReadDeviceTrace(path)
+	require.ErrorContains(t, err, "trace.json")
+}
+
+// KernelClass sorts the kernel names libtorch, cuDNN and cuBLAS use on
+// Hopper, and the bridge's own.
+func TestKernelClass(t *testing.T) {
+	for name, want := range map[string]string{
+		"sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64":         ClassConvolution,
+		"sm90_xmma_dgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc":                            ClassConvolution,
+		"nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NTN":                                                   ClassGEMM,
+		"sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1":              ClassGEMM,
+		"fmha_cutlassF_bf16_aligned_64x128_rf_sm80(PyTorchMemEffAttention::AttentionKernel)":          ClassAttention,
+		"void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128>>":                      ClassAttention,
+		"void (anonymous namespace)::cunn_SoftMaxForward<4, float, float, float>":                     ClassAttention,
+		"void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float, float>":          ClassNorm,
+		"void at::native::GammaBetaBackwardCUDAKernel<float, float>":                                  ClassNorm,
+		"void stats_cl_kernel<__nv_bfloat16>(__nv_bfloat16 const*, float*, int, int)":                 ClassNorm,
+		"void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>":       ClassElementwise,
+		"void elementwise_cl_kernel<__nv_bfloat16, true>":                                             ClassElementwise,
+		"void at::native::elementwise_kernel<128, 4, at::native::direct_copy_kernel_cuda>":            ClassCopy,
+		"void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::NormTwoOps>>": ClassReduction,
+		"void nchwToNhwcKernel<__nv_bfloat16>":                                                        ClassCopy,
+		"some_new_kernel":                                                                             ClassOther,
+	} {
+		require.Equal(t, want, KernelClass(DeviceTime{Name: name, Category: "kernel"}), name)
+	}
+	require.Equal(t, ClassCopy, KernelClass(DeviceTime{Name: "Memcpy DtoD (Device -> Device)", Category: "gpu_memcpy"}))
+	require.Equal(t, ClassCopy, KernelClass(DeviceTime{Name: "Memset (Device)", Category: "gpu_memset"}))
+}

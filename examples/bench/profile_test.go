@@ -55,3 +55,27 @@ func TestTrainCaseList(t *testing.T) {
 	require.Len(t, cases, 5)
 	require.Equal(t, "graph_step", cases[4].variant)
 }
+
+// The class table sums kernels by class over the span and counts the
+// time between device events as gaps.
+func TestClassTableFromATrace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"traceEvents": [
+		{"ph": "X", "cat": "kernel", "name": "sm90_xmma_fprop_implicit_gemm_bf16", "ts": 0, "dur": 50},
+		{"ph": "X", "cat": "kernel", "name": "nvjet_tst_128x256", "ts": 60, "dur": 20},
+		{"ph": "X", "cat": "kernel", "name": "nvjet_tst_128x256", "ts": 80, "dur": 10},
+		{"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy DtoD", "ts": 95, "dur": 5}
+	]}`), 0o644))
+	tr, err := torch.ReadDeviceTrace(path)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	writeClassTable(&out, "case", tr)
+	s := out.String()
+	require.Contains(t, s, "case: 0.1 ms from the first device event to the last, 4 events")
+	require.Regexp(t, `convolution +0\.05 +50\.0% +1\n`, s)
+	require.Regexp(t, `gemm +0\.03 +30\.0% +2\n`, s)
+	require.Regexp(t, `copy +0\.01 +5\.0% +1\n`, s)
+	require.Regexp(t, `gaps +0\.01 +15\.0%\n`, s, "0–50, 60–90 and 95–100 busy of 0–100")
+	require.NotContains(t, s, "attention", "classes without kernels are left out")
+	require.NotContains(t, s, "overlapped")
+}
