@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -57,7 +58,8 @@ type bench struct {
 	warmup, runs int
 	profileDir   string
 	variants     bool
-	trainCases   string // -train-cases: the training cases, comma-separated (empty: the default set)
+	trainCases   string         // -train-cases: the training cases, comma-separated (empty: the default set)
+	skip         *regexp.Regexp // -skip: cases whose names it matches are not run
 	results      []Result
 }
 
@@ -89,6 +91,7 @@ func run() error {
 	peerMode := flag.String("peer", "auto", "diffusers on the same cases: auto (when python3 has torch and diffusers), off, or compile (under torch.compile)")
 	python := flag.String("python", "python3", "the peer's Python")
 	peerScriptFlag := flag.String("peer-script", "", "the peer script (default: examples/bench/peer/svd_peer.py)")
+	skip := flag.String("skip", "", "a regular expression: the cases whose names it matches are not run (say 'pipeline 25|b2')")
 	flag.Parse()
 	if !slices.Contains([]string{"auto", "off", "compile"}, *peerMode) {
 		return fmt.Errorf("-peer %q: want auto, off or compile", *peerMode)
@@ -110,6 +113,11 @@ func run() error {
 	}
 	b := &bench{dev: dev, dt: dt, frames: *frames, h: *height, w: *width, warmup: *warmup, runs: *runs,
 		profileDir: *profile, variants: *variants, trainCases: *trainCases}
+	if *skip != "" {
+		if b.skip, err = regexp.Compile(*skip); err != nil {
+			return fmt.Errorf("-skip: %w", err)
+		}
+	}
 	if b.profileDir != "" {
 		if err := os.MkdirAll(b.profileDir, 0o755); err != nil {
 			return err
@@ -175,6 +183,9 @@ func run() error {
 // that fails is recorded with its error, the allocator's cache is emptied,
 // and the next case runs: only a failure of the timing itself is returned.
 func (b *bench) measure(name string, fn func() error) error {
+	if b.skipped(name) {
+		return nil
+	}
 	if err := torch.EmptyCache(); err != nil {
 		return err
 	}
@@ -225,6 +236,9 @@ func (b *bench) measure(name string, fn func() error) error {
 }
 
 // scoped runs f in a fresh scope and turns its panics into errors.
+// skipped says whether -skip leaves the case out.
+func (b *bench) skipped(name string) bool { return b.skip != nil && b.skip.MatchString(name) }
+
 func scoped(f func(s *torch.Scope)) (err error) {
 	defer torch.Recover(&err)
 	s := torch.NewScope()

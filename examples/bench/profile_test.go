@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -78,4 +79,18 @@ func TestClassTableFromATrace(t *testing.T) {
 	require.Regexp(t, `gaps +0\.01 +15\.0%\n`, s, "0–50, 60–90 and 95–100 busy of 0–100")
 	require.NotContains(t, s, "attention", "classes without kernels are left out")
 	require.NotContains(t, s, "overlapped")
+}
+
+// -skip leaves out the cases it matches: they are not run and not listed.
+func TestSkipCases(t *testing.T) {
+	b := &bench{skip: regexp.MustCompile(`pipeline 25|b2`)}
+	for _, name := range []string{"pipeline 25 steps cfg", "unet forward b2 [graph]"} {
+		require.NoError(t, b.measure(name, func() error {
+			t.Fatalf("%s ran", name)
+			return nil
+		}))
+	}
+	require.Empty(t, b.results)
+	require.False(t, b.skipped("pipeline 1 step"))
+	require.False(t, (&bench{}).skipped("anything"))
 }

@@ -27,13 +27,15 @@ func (b *bench) unet(batches string, variants bool) error {
 		shortAttn int64
 		unfused   bool
 		nchw      bool
+		graph     bool // the forward recorded once as a CUDA graph and replayed
 	}
-	vs := []variant{{"", torch.GroupNormSplitCUDA, 0, false, false}}
+	vs := []variant{{"", torch.GroupNormSplitCUDA, 0, false, false, false}}
 	if variants {
-		vs = append(vs, variant{" [nchw]", torch.GroupNormSplitCUDA, 0, false, true},
-			variant{" [nchw, unfused]", torch.GroupNormSplitCUDA, 0, true, true},
-			variant{" [nchw, unfused, native gn]", torch.GroupNormNative, 0, true, true},
-			variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32, false, false})
+		vs = append(vs, variant{" [nchw]", torch.GroupNormSplitCUDA, 0, false, true, false},
+			variant{" [nchw, unfused]", torch.GroupNormSplitCUDA, 0, true, true, false},
+			variant{" [nchw, unfused, native gn]", torch.GroupNormNative, 0, true, true, false},
+			variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32, false, false, false},
+			variant{" [graph]", torch.GroupNormSplitCUDA, 0, false, false, true})
 	}
 	defer torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
 	defer torch.SetGroupNormMode(torch.GroupNormSplitCUDA)
@@ -58,7 +60,7 @@ func (b *bench) unet(batches string, variants bool) error {
 			if err != nil || n < 1 {
 				return fmt.Errorf("bad batch size %q", bs)
 			}
-			if err := b.unetForward(m, n, v.name); err != nil {
+			if err := b.unetForward(m, n, v.name, v.graph); err != nil {
 				return err
 			}
 		}
@@ -66,7 +68,7 @@ func (b *bench) unet(batches string, variants bool) error {
 	return nil
 }
 
-func (b *bench) unetForward(m *unet.Model, n int64, suffix string) error {
+func (b *bench) unetForward(m *unet.Model, n int64, suffix string, graph bool) error {
 	g, err := torch.NewGenerator(1)
 	if err != nil {
 		return err
@@ -92,6 +94,17 @@ func (b *bench) unetForward(m *unet.Model, n int64, suffix string) error {
 		return err
 	}
 	name := fmt.Sprintf("unet forward b%d", n) + suffix
+	if graph && !b.skipped(name) {
+		g, err := torch.CaptureGraph(b.dev, 1, func(c *torch.Scope) error {
+			m.Apply(c, sample, t, ctx, ids)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer g.Close()
+		return b.measure(name, g.Replay)
+	}
 	return b.measure(name, func() error {
 		return scoped(func(c *torch.Scope) { m.Apply(c, sample, t, ctx, ids) })
 	})

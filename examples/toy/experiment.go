@@ -33,6 +33,7 @@ type experiment struct {
 	Stage2Graphs               bool   // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
 	Stage2Record               bool   // on CUDA: stage 2's whole step is recorded once as a CUDA graph
 	Stage1Record               bool   // on CUDA: stage 1's whole step too
+	ShortAttention             int64  // on CUDA: attention over at most this many tokens in its math form (torch.SetShortAttention; 0: fused kernels always)
 	TeacherLR                  float64
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
 	Stage1Steps                int
@@ -115,6 +116,10 @@ func (o *experiment) setup(stderr io.Writer, logName string) (*env, func(), erro
 			logFile.Close()
 			return nil, nil, err
 		}
+	}
+	if err := torch.SetShortAttention(o.ShortAttention); err != nil {
+		logFile.Close()
+		return nil, nil, err
 	}
 	fmt.Fprintf(e.log, "toy: %s on %s, %d CPUs, %s\n", o.Command, o.Device, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
 	e.es, _, _ = o.heldOut()

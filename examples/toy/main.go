@@ -142,6 +142,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.BoolVar(&o.Stage2Graphs, "stage2-graphs", true, "on CUDA with -stage2-record=false, replay stage 2's teacher and θ⁻ calls from recorded CUDA graphs (osv.TrainConfig.GraphDenoisers)")
 	fs.BoolVar(&o.Stage2Record, "stage2-record", true, "on CUDA, record stage 2's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep)")
 	fs.BoolVar(&o.Stage1Record, "stage1-record", false, "on CUDA, record stage 1's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep)")
+	fs.Int64Var(&o.ShortAttention, "short-attn", 0, "on CUDA, attention over at most this many tokens (the temporal layers' frames) in its math form instead of a fused kernel (torch.SetShortAttention); 0: fused kernels always")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")

@@ -35,6 +35,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	stage2 := fs.Bool("stage2", true, "profile the stage-2 step too")
 	stage1 := fs.Bool("stage1", false, "profile the stage-1 step too (after stage 2's)")
 	record := fs.Bool("record", false, "stage 2's (and with -stage1, stage 1's) whole step recorded once as a CUDA graph and replayed (osv.TrainConfig.GraphStep)")
+	shortAttn := fs.Int64("short-attn", 0, "attention over at most this many tokens in its math form (torch.SetShortAttention; 0: fused kernels always)")
 	graph := fs.Bool("graph", false, "the teacher's step recorded once as a CUDA graph and replayed, and stage 2's frozen denoisers replayed from graphs (torch.CaptureGraph)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -56,6 +57,10 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
+	if err := torch.SetShortAttention(*shortAttn); err != nil {
+		return err
+	}
+	defer torch.SetShortAttention(0)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -66,7 +71,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "teacher blocks %v: %.3g parameters, teacher batch %d (foreach optimiser %v, graph %v), stage-2 batch %d, %s\n", w, float64(u.NumParams()), *tb, *foreach, *graph, *sb, *device)
+	fmt.Fprintf(stdout, "teacher blocks %v: %.3g parameters, teacher batch %d (foreach optimiser %v, graph %v, short attention %d), stage-2 batch %d, %s\n", w, float64(u.NumParams()), *tb, *foreach, *graph, *shortAttn, *sb, *device)
 	dir := filepath.Join(*out, "teacher")
 	u, err = saveBF16(u, dir, *device)
 	if err != nil {

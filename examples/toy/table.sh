@@ -10,13 +10,15 @@
 # examples/toy/teacher as it is, evaluated but not trained further;
 # TEACHER_FLAGS= trains one from random weights instead.)
 #
-# Phase by phase: the teacher (its training resumes across commands),
-# then each seed's stage 1 and the jobs that start from the teacher alone,
-# then the jobs that start from stage 1 (OSV and k = 1 start together, so
-# that k = 1 gets OSV's wall time on the same loaded machine), then the
-# table. Every job runs in a process of its own; those of one phase run at
-# once: stage 1 and the pixel ablation leave the GPU idle most of the
-# time, and the recorded stage-2 jobs share it.
+# The teacher first (its training resumes across commands). Then, for
+# every seed at once: the jobs that start from the teacher alone
+# (no-stage1, pixel) beside stage 1, and as soon as that seed's stage 1 is
+# done, the jobs that start from it, all together (OSV and k = 1 start
+# together, so that k = 1 gets OSV's wall time on the same loaded
+# machine). Then the table. Every job runs in a process of its own: stage 1
+# and the pixel ablation leave the GPU idle most of the time, and the
+# recorded stage-2 jobs share it. A job a command stopped resumes from its
+# checkpoint in the next.
 set -u
 work=${1:?work folder}
 out=${2:?output folder}
@@ -39,19 +41,22 @@ if [ ! -f "$work/teacher.json" ]; then
   $toy teacher "${common[@]}" -teacher-budget "${t}s" ${TEACHER_FLAGS--teacher-init examples/toy/teacher -teacher-steps 0} || exit 1
 fi
 
-phase() { # phase JOBS: every seed's JOBS, in parallel, within the time left
-  local pids=()
-  for s in ${seeds//,/ }; do
-    for j in $1; do
-      timeout --signal=INT "$(( $(left) - 20 ))" $toy student "${common[@]}" -seed "$s" -jobs "$j" \
-        > "$work/seed-$s-$j.log" 2>&1 &
-      pids+=($!)
-    done
-  done
-  local rc=0
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  return $rc
+job() { # job SEED NAME: one job in its own process, within the time left
+  timeout --signal=INT "$(( $(left) - 20 ))" $toy student "${common[@]}" -seed "$1" -jobs "$2" \
+    > "$work/seed-$1-$2.log" 2>&1
 }
-phase "stage1 no-stage1 pixel" || { echo "stage 1 phase unfinished: run again"; exit 1; }
-phase "osv k1 no-adv real-data real-low" || { echo "stage 2 phase unfinished: run again"; exit 1; }
+waitall() { local rc=0 p; for p in "$@"; do wait "$p" || rc=1; done; return $rc; }
+chain() { # chain SEED: stage 1, then the jobs that start from it
+  job "$1" stage1 || return 1
+  local pids=() j
+  for j in osv k1 no-adv real-data real-low; do job "$1" "$j" & pids+=($!); done
+  waitall "${pids[@]}"
+}
+pids=()
+for s in ${seeds//,/ }; do
+  job "$s" no-stage1 & pids+=($!)
+  job "$s" pixel & pids+=($!)
+  chain "$s" & pids+=($!)
+done
+waitall "${pids[@]}" || { echo "some jobs are unfinished: run again"; exit 1; }
 $toy table "${common[@]}" -out "$out"
