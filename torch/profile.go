@@ -139,15 +139,16 @@ var KernelClasses = []string{ClassConvolution, ClassGEMM, ClassAttention, ClassN
 	ClassElementwise, ClassReduction, ClassCopy, ClassOther}
 
 // kernelRules map a lower-cased kernel name to its class: the first rule
-// with a matching fragment wins, so convolutions (cuDNN's implicit GEMMs)
-// come before GEMMs, and attention (its softmax too) before the rest.
+// with a matching fragment wins, so attention (cuDNN's fused attention is
+// named "…sdpa…flash_fprop…", and softmax counts too) comes before
+// convolutions, and convolutions (cuDNN's implicit GEMMs) before GEMMs.
 var kernelRules = []struct {
 	class string
 	frags []string
 }{
 	{ClassCopy, []string{"copy", "memcpy", "memset", "catarray", "transpose", "permute", "nchwtonhwc", "nhwctonchw"}},
-	{ClassConvolution, []string{"conv", "fprop", "dgrad", "wgrad", "cudnn::", "implicit_gemm"}},
 	{ClassAttention, []string{"fmha", "flash", "attention", "attn", "sdpa", "softmax"}},
+	{ClassConvolution, []string{"conv", "fprop", "dgrad", "wgrad", "cudnn::", "implicit_gemm"}},
 	{ClassGEMM, []string{"gemm", "nvjet", "cublas", "cutlass", "splitk", "matmul", "gemv"}},
 	{ClassReduction, []string{"reduce_kernel", "reduction"}},
 	{ClassNorm, []string{"norm", "stats_", "welford", "gammabeta", "rowwisemoments", "computefusedparams"}},
