@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -52,6 +53,7 @@ type stageRun struct {
 	PixelDisc  bool
 	Init       string // a checkpoint to start from (stage 1 → 2, or the same stage)
 	Checkpoint string // where to save at the end
+	Progress   string // where a stopped stage keeps its progress, and resumes from (progress.go); empty: it starts again
 	// UntilDone, when set, names another run's result file: take steps
 	// until it appears (the two runs started together share the wall
 	// time and the machine), or for its recorded last stage's wall time
@@ -147,7 +149,19 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		return fail(err)
 	}
 	defer g.Close()
-	r := rand.New(rand.NewPCG(o.Seed, uint64(st.Stage)))
+	clips := rand.NewPCG(o.Seed, uint64(st.Stage))
+	r := rand.New(clips)
+	var before progress // what earlier commands did
+	if st.Progress != "" {
+		p, ok, err := loadProgress(st.Progress, out.trainer, clips, g)
+		if err != nil {
+			return fail(err)
+		}
+		if ok {
+			before = p
+			fmt.Fprintf(log, "  stage %d: resuming after step %d (%.1fs of training so far)\n", st.Stage, p.Steps, p.Wall.Seconds())
+		}
+	}
 	if st.UntilDone != "" {
 		if other, ok, err := readRun(st.UntilDone); err != nil {
 			return fail(err)
@@ -156,15 +170,29 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		}
 	}
 	t0 := time.Now()
-	for step := 1; ; step++ {
+	spent := func() time.Duration { return before.Wall + time.Since(t0) }
+	save := func(steps int, done bool) error {
+		if st.Progress == "" {
+			return nil
+		}
+		return saveProgress(st.Progress, out.trainer, clips, g, progress{Steps: steps, Wall: spent(), Done: done})
+	}
+	res.Steps = before.Steps
+	for step := before.Steps + 1; !before.Done; step++ {
 		if err := ctx.Err(); err != nil {
+			if serr := save(step-1, false); serr != nil {
+				return fail(errors.Join(err, serr))
+			}
+			if st.Progress != "" {
+				err = fmt.Errorf("%w (stage %d stopped after step %d; the next run of this job resumes it)", err, st.Stage, step-1)
+			}
 			return fail(err)
 		}
 		if st.UntilDone != "" {
 			if _, err := os.Stat(st.UntilDone); err == nil || st.Steps > 0 && step > st.Steps {
 				break // the other run is done, or this one reached its cap
 			}
-		} else if st.Wall > 0 && time.Since(t0) >= st.Wall || st.Wall == 0 && step > st.Steps {
+		} else if st.Wall > 0 && spent() >= st.Wall || st.Wall == 0 && step > st.Steps {
 			break
 		}
 		m, err := trainStep(out.trainer, wc, o.Batch, r, g, dev)
@@ -174,11 +202,26 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		res.Steps, res.Last = step, m
 		if step%50 == 0 {
 			fmt.Fprintf(log, "  stage %d step %d: σ %.3g dist %.4f adv_g %.3f d %.3f %.1fs\n",
-				st.Stage, step, m.Sigma, m.LossDist, m.LossAdvG, m.LossD, time.Since(t0).Seconds())
+				st.Stage, step, m.Sigma, m.LossDist, m.LossAdvG, m.LossD, spent().Seconds())
+		}
+		if step%progressEvery == 0 {
+			if err := save(step, false); err != nil {
+				return fail(err)
+			}
+		}
+		if stepHook != nil {
+			stepHook(step)
 		}
 	}
 	res.PeakGiB = peak(dev)
-	res.Wall = time.Since(t0)
+	res.Wall = spent()
+	if before.Done {
+		res.Wall = before.Wall
+	} else {
+		if err := save(res.Steps, true); err != nil {
+			return fail(err)
+		}
+	}
 	if st.Checkpoint != "" {
 		if err := out.trainer.Save(st.Checkpoint); err != nil {
 			return fail(err)
@@ -186,6 +229,13 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 	}
 	return out, res, nil
 }
+
+// progressEvery is how often (in steps) a stage with a Progress path
+// saves it, besides when it stops and when it ends.
+const progressEvery = 200
+
+// stepHook, when set (by tests), is called after each training step.
+var stepHook func(step int)
 
 func trainStep(tr *osv.Trainer, wc world.Config, batch int, r *rand.Rand, g *torch.Generator, dev torch.Device) (osv.Metrics, error) {
 	s := torch.NewScope()

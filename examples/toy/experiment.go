@@ -357,6 +357,9 @@ func (o *experiment) seedPhase(ctx context.Context, e *env, seed uint64, names [
 		if err := writeRun(path, run); err != nil {
 			return err
 		}
+		if err := removeJobProgress(o.Work, seed, j); err != nil {
+			return err
+		}
 	}
 	return nil
 }

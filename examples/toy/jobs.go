@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,6 +77,7 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 		if st != nil {
 			st.Close()
 		}
+		sr.Progress = progressBase(o.Work, seed, j.name, i)
 		var res stageResult
 		var err error
 		st, res, err = runStage(ctx, o.teacherDir(), o.World, sr, do, e.log)
@@ -118,6 +120,21 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 		}
 	}
 	return run, nil
+}
+
+// progressBase is where the job's i-th stage keeps its progress between
+// commands (progress.go).
+func progressBase(work string, seed uint64, job string, i int) string {
+	return filepath.Join(seedDir(work, seed), fmt.Sprintf("%s.part%d", job, i+1))
+}
+
+// removeJobProgress deletes the progress of every stage of a job.
+func removeJobProgress(work string, seed uint64, j job) error {
+	var errs []error
+	for i := range j.stages {
+		errs = append(errs, removeProgress(progressBase(work, seed, j.name, i)))
+	}
+	return errors.Join(errs...)
 }
 
 func samplerLabel(sm sampler) string {

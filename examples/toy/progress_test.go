@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/onestepvideo/osv-go/torch"
+)
+
+// A stage stopped after some steps resumes in the next command where it
+// stopped: on the CPU its checkpoint and its rows are those of a run that
+// never stopped, its recorded steps are the whole stage's, and its
+// progress files go once the job's result is written.
+func TestStageResumes(t *testing.T) {
+	straight := smallExperiment(t)
+	straight.Stage1Steps = 4
+	var log testWriter
+	e, done, err := straight.setup(&log, "log.txt")
+	require.NoError(t, err)
+	defer done()
+	require.NoError(t, straight.teacherPhase(t.Context(), e))
+	require.NoError(t, straight.seedPhase(t.Context(), e, 1, []string{"stage1"}))
+
+	stopped := straight
+	stopped.Work = t.TempDir()
+	require.NoError(t, copyFolder(straight.teacherDir(), stopped.teacherDir()))
+	b, err := os.ReadFile(filepath.Join(straight.Work, "teacher.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(stopped.Work, "teacher.json"), b, 0o644))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	stepHook = func(step int) {
+		if step == 2 {
+			cancel()
+		}
+	}
+	defer func() { stepHook = nil }()
+	err = stopped.seedPhase(ctx, e, 1, []string{"stage1"})
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, "stopped after step 2")
+	base := progressBase(stopped.Work, 1, "stage1", 0)
+	require.FileExists(t, base+".json")
+	require.NoFileExists(t, jobFile(stopped.Work, 1, "stage1"))
+
+	stepHook = nil
+	log = nil
+	require.NoError(t, stopped.seedPhase(t.Context(), e, 1, []string{"stage1"}))
+	require.Contains(t, string(log), "stage 1: resuming after step 2")
+	for _, suffix := range []string{".json", ".safetensors", ".gen.safetensors"} {
+		require.NoFileExists(t, base+suffix)
+	}
+
+	a, ok, err := readRun(jobFile(straight.Work, 1, "stage1"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	c, ok, err := readRun(jobFile(stopped.Work, 1, "stage1"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 4, c.Stages[0].Steps)
+	require.Len(t, c.Rows, len(a.Rows))
+	for i := range a.Rows {
+		require.Equal(t, a.Rows[i].FD, c.Rows[i].FD, a.Rows[i].Name)
+	}
+
+	s := torch.NewScope()
+	defer s.Close()
+	want, err := torch.LoadFile(s, filepath.Join(seedDir(straight.Work, 1), "stage1.safetensors"), torch.CPU)
+	require.NoError(t, err)
+	got, err := torch.LoadFile(s, filepath.Join(seedDir(stopped.Work, 1), "stage1.safetensors"), torch.CPU)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	checked := 0
+	for k, w := range want {
+		if w.DType() != torch.Float32 {
+			continue
+		}
+		wv, err := w.Float32s()
+		require.NoError(t, err)
+		gv, err := got[k].Float32s()
+		require.NoError(t, err)
+		require.True(t, slices.Equal(wv, gv), "%s differs after the resume", k)
+		checked++
+	}
+	require.Greater(t, checked, 10)
+}
+
+// Progress files that disagree are an error naming them, not a silent
+// restart.
+func TestProgressMismatch(t *testing.T) {
+	o := smallExperiment(t)
+	o.Stage1Steps = 3
+	var log testWriter
+	e, done, err := o.setup(&log, "log.txt")
+	require.NoError(t, err)
+	defer done()
+	require.NoError(t, o.teacherPhase(t.Context(), e))
+	ctx, cancel := context.WithCancel(t.Context())
+	stepHook = func(step int) {
+		if step == 2 {
+			cancel()
+		}
+	}
+	defer func() { stepHook = nil }()
+	require.Error(t, o.seedPhase(ctx, e, 1, []string{"stage1"}))
+	stepHook = nil
+	base := progressBase(o.Work, 1, "stage1", 0)
+	b, err := os.ReadFile(base + ".json")
+	require.NoError(t, err)
+	var p progress
+	require.NoError(t, json.Unmarshal(b, &p))
+	require.Equal(t, 2, p.Steps)
+	p.Steps = 1
+	b, err = json.Marshal(p)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(base+".json", b, 0o644))
+	err = o.seedPhase(t.Context(), e, 1, []string{"stage1"})
+	require.ErrorContains(t, err, "stage1.part1.safetensors holds step 2")
+	require.ErrorContains(t, err, "says 1")
+}
