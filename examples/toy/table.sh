@@ -10,15 +10,17 @@
 # examples/toy/teacher as it is, evaluated but not trained further;
 # TEACHER_FLAGS= trains one from random weights instead.)
 #
-# The teacher first (its training resumes across commands). Then, for
-# every seed at once: the jobs that start from the teacher alone
-# (no-stage1, pixel) beside stage 1, and as soon as that seed's stage 1 is
-# done, the jobs that start from it, all together (OSV and k = 1 start
-# together, so that k = 1 gets OSV's wall time on the same loaded
-# machine). Then the table. Every job runs in a process of its own: stage 1
-# and the pixel ablation leave the GPU idle most of the time, and the
-# recorded stage-2 jobs share it. A job a command stopped resumes from its
-# checkpoint in the next.
+# The teacher first (its training resumes across commands). Then the
+# seeds, one after another: for each, the jobs that start from the teacher
+# alone (no-stage1, pixel) beside stage 1, and as soon as stage 1 is done,
+# the jobs that start from it, all together (OSV and k = 1 start together,
+# so that k = 1 gets OSV's wall time on the same loaded machine). Then the
+# table. Every job runs in a process of its own: stage 1 and the pixel
+# ablation leave the GPU idle most of the time, and the recorded stage-2
+# jobs share it. (A process holds about 6.3 GiB of GPU memory: one seed's
+# seven fit; the 21 of three seeds at once ran out of the H200's memory.)
+# A job that a command stops keeps its progress, and the next command
+# resumes it; its log grows across commands.
 set -u
 work=${1:?work folder}
 out=${2:?output folder}
@@ -43,7 +45,7 @@ fi
 
 job() { # job SEED NAME: one job in its own process, within the time left
   timeout --signal=INT "$(( $(left) - 20 ))" $toy student "${common[@]}" -seed "$1" -jobs "$2" \
-    > "$work/seed-$1-$2.log" 2>&1
+    >> "$work/seed-$1-$2.log" 2>&1
 }
 waitall() { local rc=0 p; for p in "$@"; do wait "$p" || rc=1; done; return $rc; }
 chain() { # chain SEED: stage 1, then the jobs that start from it
@@ -52,11 +54,10 @@ chain() { # chain SEED: stage 1, then the jobs that start from it
   for j in osv k1 no-adv real-data real-low; do job "$1" "$j" & pids+=($!); done
   waitall "${pids[@]}"
 }
-pids=()
 for s in ${seeds//,/ }; do
-  job "$s" no-stage1 & pids+=($!)
-  job "$s" pixel & pids+=($!)
-  chain "$s" & pids+=($!)
+  job "$s" no-stage1 & a=$!
+  job "$s" pixel & b=$!
+  chain "$s" & c=$!
+  waitall $a $b $c || { echo "seed $s: some jobs are unfinished: run again"; exit 1; }
 done
-waitall "${pids[@]}" || { echo "some jobs are unfinished: run again"; exit 1; }
 $toy table "${common[@]}" -out "$out"
