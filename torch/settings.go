@@ -135,6 +135,19 @@ func GroupNormModeNow() (GroupNormMode, error) {
 // always), for the whole process.
 func SetShortAttention(n int64) error { return cb.SetOption(cb.OptShortAttention, n) }
 
+// SetFusedLayerNorm makes LayerNorm over one trailing dimension run as one
+// fused kernel on CUDA (one group of lanes a row, statistics in float32),
+// where autograd records nothing and the fused kernels are on
+// (SetFusedKernels); off, the default, it is libtorch's. For the whole
+// process.
+func SetFusedLayerNorm(on bool) error {
+	var v int64
+	if on {
+		v = 1
+	}
+	return cb.SetOption(cb.OptFusedLayerNorm, v)
+}
+
 // LayoutMode selects the memory layout of convolutional activations.
 type LayoutMode int32
 

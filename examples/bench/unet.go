@@ -28,20 +28,27 @@ func (b *bench) unet(batches string, variants bool) error {
 		unfused   bool
 		nchw      bool
 		graph     bool // the forward recorded once as a CUDA graph and replayed
+		fusedLN   bool // LayerNorm as the bridge's kernel (torch.SetFusedLayerNorm)
 	}
-	vs := []variant{{"", torch.GroupNormSplitCUDA, 0, false, false, false}}
+	vs := []variant{{"", torch.GroupNormSplitCUDA, 0, false, false, false, false}}
 	if variants {
-		vs = append(vs, variant{" [nchw]", torch.GroupNormSplitCUDA, 0, false, true, false},
-			variant{" [nchw, unfused]", torch.GroupNormSplitCUDA, 0, true, true, false},
-			variant{" [nchw, unfused, native gn]", torch.GroupNormNative, 0, true, true, false},
-			variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32, false, false, false},
-			variant{" [graph]", torch.GroupNormSplitCUDA, 0, false, false, true})
+		vs = append(vs, variant{" [nchw]", torch.GroupNormSplitCUDA, 0, false, true, false, false},
+			variant{" [nchw, unfused]", torch.GroupNormSplitCUDA, 0, true, true, false, false},
+			variant{" [nchw, unfused, native gn]", torch.GroupNormNative, 0, true, true, false, false},
+			variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32, false, false, false, false},
+			variant{" [graph]", torch.GroupNormSplitCUDA, 0, false, false, true, false},
+			variant{" [fused ln]", torch.GroupNormSplitCUDA, 0, false, false, false, true},
+			variant{" [fused ln, graph]", torch.GroupNormSplitCUDA, 0, false, false, true, true})
 	}
 	defer torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
 	defer torch.SetGroupNormMode(torch.GroupNormSplitCUDA)
 	defer torch.SetShortAttention(0)
 	defer torch.SetFusedKernels(true)
+	defer torch.SetFusedLayerNorm(false)
 	for _, v := range vs {
+		if err := torch.SetFusedLayerNorm(v.fusedLN); err != nil {
+			return err
+		}
 		if err := torch.SetGroupNormMode(v.gn); err != nil {
 			return err
 		}

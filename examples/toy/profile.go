@@ -35,6 +35,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	stage2 := fs.Bool("stage2", true, "profile the stage-2 step too")
 	stage1 := fs.Bool("stage1", false, "profile the stage-1 step too (after stage 2's)")
 	record := fs.Bool("record", false, "stage 2's (and with -stage1, stage 1's) whole step recorded once as a CUDA graph and replayed (osv.TrainConfig.GraphStep)")
+	fusedLN := fs.Bool("fused-ln", false, "LayerNorm as the bridge's fused kernel where autograd records nothing (torch.SetFusedLayerNorm): stage 2's frozen calls")
 	shortAttn := fs.Int64("short-attn", 0, "attention over at most this many tokens in its math form (torch.SetShortAttention; 0: fused kernels always)")
 	graph := fs.Bool("graph", false, "the teacher's step recorded once as a CUDA graph and replayed, and stage 2's frozen denoisers replayed from graphs (torch.CaptureGraph)")
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +62,10 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer torch.SetShortAttention(0)
+	if err := torch.SetFusedLayerNorm(*fusedLN); err != nil {
+		return err
+	}
+	defer torch.SetFusedLayerNorm(false)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}

@@ -33,6 +33,11 @@ at::Tensor group_norm(const at::Tensor& x, int64_t groups, const c10::optional<a
 // where one applies (fused.cc); false: use ATen's.
 bool upsample_nearest2x_fused(const at::Tensor& x, int64_t oh, int64_t ow, at::Tensor* out);
 
+// layer_norm_fused is LayerNorm over x's last dimension by a fused kernel
+// where one applies (fused.cc); false: use ATen's.
+bool layer_norm_fused(const at::Tensor& x, const c10::optional<at::Tensor>& w, const c10::optional<at::Tensor>& b,
+                      double eps, at::Tensor* out);
+
 // dup copies a message into malloc'd memory for the Go side to free.
 inline char* dup(const char* msg) {
   size_t n = std::strlen(msg);

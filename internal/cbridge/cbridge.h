@@ -152,9 +152,12 @@ char* osv_set_cudnn_benchmark(int enabled);
 // statistics with ATen's split reductions (0 never, 1 on CUDA, 2 on every
 // device); OSV_OPT_SHORT_ATTENTION
 // is the sequence length up to which attention uses the math formulation on
-// CUDA (0, the default: never).
+// CUDA (0, the default: never); OSV_OPT_FUSED_LAYER_NORM (0, the default,
+// or 1) runs LayerNorm over one trailing dimension as the bridge's own
+// kernel on CUDA where autograd records nothing.
 #define OSV_OPT_GROUP_NORM_SPLIT 0
 #define OSV_OPT_SHORT_ATTENTION 1
+#define OSV_OPT_FUSED_LAYER_NORM 2
 char* osv_set_option(int key, int64_t value);
 char* osv_get_option(int key, int64_t* value);
 int osv_cuda_built(void);

@@ -23,6 +23,8 @@ int osv_k_stats_cl(int dtype, const void* x, float* part, int64_t N, int64_t S, 
 int osv_k_stats_rows(int dtype, const void* x, float* part, int64_t rows, int64_t S, int64_t seg_len, int segs,
                      cudaStream_t stream);
 int osv_k_geglu(int dtype, const void* h, void* out, int64_t R, int64_t D, cudaStream_t stream);
+int osv_k_layer_norm(int dtype, const void* x, const void* w, const void* b, void* y, int64_t R, int64_t C,
+                     float eps, cudaStream_t stream);
 int osv_k_upsample2x(int dtype, const void* x, void* y, int64_t N, int64_t H, int64_t W, int64_t C,
                      cudaStream_t stream);
 }
@@ -242,6 +244,44 @@ bool upsample_nearest2x_fused(const at::Tensor& x, int64_t oh, int64_t ow, at::T
   (void)x;
   (void)oh;
   (void)ow;
+  (void)out;
+  return false;
+#endif
+}
+
+// layer_norm_fused writes LayerNorm of x over its last dimension C to
+// *out with one kernel and returns true, or returns false where the kernel
+// does not apply: not CUDA, fused kernels off, an autograd graph to
+// record, a layout other than dense rows, C not a whole number of 16-byte
+// vectors, or weights of another dtype or length.
+bool layer_norm_fused(const at::Tensor& x, const c10::optional<at::Tensor>& w, const c10::optional<at::Tensor>& b,
+                      double eps, at::Tensor* out) {
+#ifdef OSV_CUDA_KERNELS
+  if (opt_fused_kernels.load() == 0 || !x.is_cuda() || dtype_code(x) < 0 || x.dim() < 1 || x.numel() == 0 ||
+      !x.is_contiguous() || !aligned(x))
+    return false;
+  const int64_t C = x.size(-1);
+  const int64_t V = x.scalar_type() == at::kFloat ? 4 : 8;
+  if (C % V != 0 || C / V > 65536) return false;
+  const at::Tensor* wp = w.has_value() && w->defined() ? &*w : nullptr;
+  const at::Tensor* bp = b.has_value() && b->defined() ? &*b : nullptr;
+  for (const at::Tensor* p : {wp, bp})
+    if (p != nullptr && (p->numel() != C || p->scalar_type() != x.scalar_type() || p->device() != x.device() ||
+                         !p->is_contiguous()))
+      return false;
+  if (needs_graph({&x, wp, bp})) return false;
+  at::Tensor y = at::empty_like(x);
+  check(osv_k_layer_norm(dtype_code(x), x.data_ptr(), wp ? wp->data_ptr() : nullptr, bp ? bp->data_ptr() : nullptr,
+                         y.data_ptr(), x.numel() / C, C, static_cast<float>(eps),
+                         at::cuda::getCurrentCUDAStream().stream()),
+        "layer_norm");
+  *out = y;
+  return true;
+#else
+  (void)x;
+  (void)w;
+  (void)b;
+  (void)eps;
   (void)out;
   return false;
 #endif

@@ -242,6 +242,66 @@ __global__ void geglu_kernel(const T* __restrict__ h, T* __restrict__ out, int64
   }
 }
 
+// group_sum adds v over the L lanes of each aligned group of a warp (L a
+// power of two ≤ 32); every lane of the warp must call it.
+__device__ __forceinline__ float group_sum(float v, int L) {
+  for (int off = L / 2; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// layer_norm: x [R, C] → y = (x − μ)·(σ² + eps)^(−1/2)·w + b per row, μ and
+// the biased σ² in float32 (two passes over the row: the mean, then the
+// centred squares), w and b [C] or null. L lanes own a row (the power of
+// two ≤ 32 nearest below C/V), 32/L rows a warp, so that narrow rows (64
+// float32 channels: 16 vectors) do not leave most of a block idle.
+template <typename T, int V>
+__global__ void layer_norm_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+                                  T* __restrict__ y, int64_t R, int64_t C, float eps, int L) {
+  const int lane = threadIdx.x % L;
+  const int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / L;
+  const bool active = row < R;
+  const int64_t cv = C / V;
+  const vec<T, V>* xr = reinterpret_cast<const vec<T, V>*>(x + (active ? row : 0) * C);
+  float s = 0.0f;
+  if (active)
+    for (int64_t k = lane; k < cv; k += L) {
+      const vec<T, V> v = xr[k];
+#pragma unroll
+      for (int j = 0; j < V; j++) s += load<T>(v.v[j]);
+    }
+  const float mean = group_sum(s, L) / static_cast<float>(C);
+  float q = 0.0f;
+  if (active)
+    for (int64_t k = lane; k < cv; k += L) {
+      const vec<T, V> v = xr[k];
+#pragma unroll
+      for (int j = 0; j < V; j++) {
+        const float d = load<T>(v.v[j]) - mean;
+        q += d * d;
+      }
+    }
+  const float rstd = rsqrtf(group_sum(q, L) / static_cast<float>(C) + eps);
+  if (!active) return;
+  vec<T, V>* yr = reinterpret_cast<vec<T, V>*>(y + row * C);
+  const vec<T, V>* wr = reinterpret_cast<const vec<T, V>*>(w);
+  const vec<T, V>* br = reinterpret_cast<const vec<T, V>*>(b);
+  for (int64_t k = lane; k < cv; k += L) {
+    const vec<T, V> v = xr[k];
+    vec<T, V> o;
+    vec<T, V> wv, bv;
+    if (w != nullptr) wv = wr[k];
+    if (b != nullptr) bv = br[k];
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+      float r = (load<T>(v.v[j]) - mean) * rstd;
+      if (w != nullptr) r *= load<T>(wv.v[j]);
+      if (b != nullptr) r += load<T>(bv.v[j]);
+      o.v[j] = store<T>(r);
+    }
+    yr[k] = o;
+  }
+}
+
 // upsample2x: nearest ×2 of channels-last x [N, H, W, C] (memory order)
 // into y [N, 2H, 2W, C]; block row n·H + h, each thread a column of V
 // channels, walking the row's pixels.
@@ -396,6 +456,24 @@ int osv_k_geglu(int dtype, const void* h, void* out, int64_t R, int64_t D, cudaS
     using T = decltype(t);
     constexpr int V = decltype(v)::value;
     geglu_kernel<T, V><<<grid_for(R * D / V, 256), 256, 0, stream>>>(static_cast<const T*>(h), static_cast<T*>(out), R, D);
+    return 0;
+  });
+}
+
+int osv_k_layer_norm(int dtype, const void* x, const void* w, const void* b, void* y, int64_t R, int64_t C,
+                     float eps, cudaStream_t stream) {
+  return with_dtype(dtype, [&](auto t, auto v) {
+    using T = decltype(t);
+    constexpr int V = decltype(v)::value;
+    const int64_t cv = C / V;
+    if (C % V != 0 || cv < 1) return static_cast<int>(cudaErrorInvalidValue);
+    int L = 1;
+    while (L * 2 <= 32 && L * 2 <= cv) L *= 2;
+    const int threads = 256;
+    const int64_t blocks = (R * L + threads - 1) / threads;
+    if (blocks > 2147483647LL) return static_cast<int>(cudaErrorInvalidValue);
+    layer_norm_kernel<T, V><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(b), static_cast<T*>(y), R, C, eps, L);
     return 0;
   });
 }

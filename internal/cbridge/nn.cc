@@ -8,6 +8,7 @@ namespace {
 
 std::atomic<int64_t> opt_group_norm_split{1};
 std::atomic<int64_t> opt_short_attention{0};
+std::atomic<int64_t> opt_fused_layer_norm{0};
 
 // GroupNorm with its statistics from ATen's reductions, which split very
 // long rows over many thread blocks (a video UNet has few rows of up to a
@@ -68,6 +69,7 @@ char* osv_set_option(int key, int64_t value) {
   switch (key) {
     case OSV_OPT_GROUP_NORM_SPLIT: opt_group_norm_split.store(value); break;
     case OSV_OPT_SHORT_ATTENTION: opt_short_attention.store(value); break;
+    case OSV_OPT_FUSED_LAYER_NORM: opt_fused_layer_norm.store(value); break;
     default: throw std::invalid_argument("unknown option " + std::to_string(key));
   }
   OSV_CATCH
@@ -78,6 +80,7 @@ char* osv_get_option(int key, int64_t* value) {
   switch (key) {
     case OSV_OPT_GROUP_NORM_SPLIT: *value = opt_group_norm_split.load(); break;
     case OSV_OPT_SHORT_ATTENTION: *value = opt_short_attention.load(); break;
+    case OSV_OPT_FUSED_LAYER_NORM: *value = opt_fused_layer_norm.load(); break;
     default: throw std::invalid_argument("unknown option " + std::to_string(key));
   }
   OSV_CATCH
@@ -108,7 +111,12 @@ char* osv_group_norm(osv_tensor* x, int64_t groups, osv_tensor* w, osv_tensor* b
 char* osv_layer_norm(osv_tensor* x, const int64_t* shape, int n, osv_tensor* w, osv_tensor* b, double eps,
                      osv_tensor** out) {
   OSV_TRY
-  *out = osv::wrap(at::layer_norm(osv::ref(x), osv::dims(shape, n), osv::opt(w), osv::opt(b), eps, true));
+  const at::Tensor& X = osv::ref(x);
+  at::Tensor y;
+  if (!(opt_fused_layer_norm.load() != 0 && n == 1 && X.dim() >= 1 && shape[0] == X.size(-1) &&
+        osv::layer_norm_fused(X, osv::opt(w), osv::opt(b), eps, &y)))
+    y = at::layer_norm(X, osv::dims(shape, n), osv::opt(w), osv::opt(b), eps, true);
+  *out = osv::wrap(std::move(y));
   OSV_CATCH
 }
 

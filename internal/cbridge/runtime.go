@@ -73,6 +73,7 @@ func SetCuDNNBenchmark(enabled bool) error {
 const (
 	OptGroupNormSplit = C.OSV_OPT_GROUP_NORM_SPLIT
 	OptShortAttention = C.OSV_OPT_SHORT_ATTENTION
+	OptFusedLayerNorm = C.OSV_OPT_FUSED_LAYER_NORM
 )
 
 // SetOption sets a kernel choice.
