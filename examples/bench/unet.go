@@ -30,15 +30,18 @@ func (b *bench) unet(batches string, variants bool) error {
 		graph     bool // the forward recorded once as a CUDA graph and replayed
 		fusedLN   bool // LayerNorm as the bridge's kernel (torch.SetFusedLayerNorm)
 	}
-	vs := []variant{{"", torch.GroupNormSplitCUDA, 0, false, false, false, false}}
+	base := variant{gn: torch.GroupNormSplitCUDA}
+	with := func(name string, edit func(*variant)) variant { v := base; v.name = name; edit(&v); return v }
+	vs := []variant{base}
 	if variants {
-		vs = append(vs, variant{" [nchw]", torch.GroupNormSplitCUDA, 0, false, true, false, false},
-			variant{" [nchw, unfused]", torch.GroupNormSplitCUDA, 0, true, true, false, false},
-			variant{" [nchw, unfused, native gn]", torch.GroupNormNative, 0, true, true, false, false},
-			variant{" [math attn ≤32]", torch.GroupNormSplitCUDA, 32, false, false, false, false},
-			variant{" [graph]", torch.GroupNormSplitCUDA, 0, false, false, true, false},
-			variant{" [fused ln]", torch.GroupNormSplitCUDA, 0, false, false, false, true},
-			variant{" [fused ln, graph]", torch.GroupNormSplitCUDA, 0, false, false, true, true})
+		vs = append(vs,
+			with(" [nchw]", func(v *variant) { v.nchw = true }),
+			with(" [nchw, unfused]", func(v *variant) { v.nchw, v.unfused = true, true }),
+			with(" [nchw, unfused, native gn]", func(v *variant) { v.nchw, v.unfused, v.gn = true, true, torch.GroupNormNative }),
+			with(" [math attn ≤32]", func(v *variant) { v.shortAttn = 32 }),
+			with(" [graph]", func(v *variant) { v.graph = true }),
+			with(" [fused ln]", func(v *variant) { v.fusedLN = true }),
+			with(" [fused ln, graph]", func(v *variant) { v.fusedLN, v.graph = true, true }))
 	}
 	defer torch.SetLayoutMode(torch.LayoutChannelsLastCUDA)
 	defer torch.SetGroupNormMode(torch.GroupNormSplitCUDA)

@@ -214,10 +214,9 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		}
 	}
 	res.PeakGiB = peak(dev)
-	res.Wall = spent()
-	if before.Done {
-		res.Wall = before.Wall
-	} else {
+	res.Wall = before.Wall // a stage that had finished training
+	if !before.Done {
+		res.Wall = spent()
 		if err := save(res.Steps, true); err != nil {
 			return fail(err)
 		}

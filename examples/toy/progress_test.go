@@ -34,14 +34,7 @@ func TestStageResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(stopped.Work, "teacher.json"), b, 0o644))
 
-	ctx, cancel := context.WithCancel(t.Context())
-	stepHook = func(step int) {
-		if step == 2 {
-			cancel()
-		}
-	}
-	defer func() { stepHook = nil }()
-	err = stopped.seedPhase(ctx, e, 1, []string{"stage1"})
+	err = stopped.seedPhase(stopAfter(t, 2), e, 1, []string{"stage1"})
 	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorContains(t, err, "stopped after step 2")
 	base := progressBase(stopped.Work, 1, "stage1", 0)
@@ -90,6 +83,20 @@ func TestStageResumes(t *testing.T) {
 	require.Greater(t, checked, 10)
 }
 
+// stopAfter is a context that training cancels after the given step, as
+// an interrupt would (through stepHook, which a test clears before it
+// resumes, and which is cleared when the test ends).
+func stopAfter(t *testing.T, step int) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	stepHook = func(s int) {
+		if s == step {
+			cancel()
+		}
+	}
+	t.Cleanup(func() { stepHook = nil })
+	return ctx
+}
+
 // Progress files that disagree are an error naming them, not a silent
 // restart.
 func TestProgressMismatch(t *testing.T) {
@@ -100,14 +107,7 @@ func TestProgressMismatch(t *testing.T) {
 	require.NoError(t, err)
 	defer done()
 	require.NoError(t, o.teacherPhase(t.Context(), e))
-	ctx, cancel := context.WithCancel(t.Context())
-	stepHook = func(step int) {
-		if step == 2 {
-			cancel()
-		}
-	}
-	defer func() { stepHook = nil }()
-	require.Error(t, o.seedPhase(ctx, e, 1, []string{"stage1"}))
+	require.Error(t, o.seedPhase(stopAfter(t, 2), e, 1, []string{"stage1"}))
 	stepHook = nil
 	base := progressBase(o.Work, 1, "stage1", 0)
 	b, err := os.ReadFile(base + ".json")
