@@ -44,14 +44,18 @@
 // Device.Check; DType and its constants, ParseDType; Synchronize,
 // CUDAMemory, ResetPeakMemory, StartTimer; process-wide switches SetTF32,
 // SetNumThreads, SetCuDNNBenchmark, SetFusedKernels, SetGroupNormMode,
-// SetShortAttention, SetLayoutMode, ChannelsLastOn, ChannelsLastEverywhere;
+// SetShortAttention, SetFusedLayerNorm, SetLayoutMode, ChannelsLastOn,
+// ChannelsLastEverywhere;
 // LibtorchVersion, FusedKernelsBuilt, FusedKernelLaunches.
 //
 // Process groups: DistConfig, DistConfigFromEnv, FreePort,
 // NewProcessGroup (ProcessGroup.AllReduceMean, Broadcast, Barrier,
 // NewGradReducer), GradReducer, DistributedBuilt, ParseBackend.
 //
-// Profiler: StartProfiler, StopProfiler, DeviceTimes (a trace's device time by kernel).
+// Profiler: StartProfiler, StopProfiler, DeviceTimes (a trace's device time
+// by kernel), ReadDeviceTrace (that and the device's span, busy time and
+// gaps), KernelClass and KernelClasses (kernels by kind: convolution, GEMM,
+// attention, normalisation, elementwise, reduction, copy).
 //
 // Checkpoints: LoadFile, SaveFile and ReadTensor over the files of package
 // torch/safetensors (safetensors.Open, safetensors.OpenCheckpoint for
