@@ -21,10 +21,7 @@ func TestStageResumes(t *testing.T) {
 	straight := smallExperiment(t)
 	straight.Stage1Steps = 4
 	var log testWriter
-	e, done, err := straight.setup(&log, "log.txt")
-	require.NoError(t, err)
-	defer done()
-	require.NoError(t, straight.teacherPhase(t.Context(), e))
+	e := withTeacher(t, &straight, &log)
 	require.NoError(t, straight.seedPhase(t.Context(), e, 1, []string{"stage1"}))
 
 	stopped := straight
@@ -103,10 +100,7 @@ func TestProgressMismatch(t *testing.T) {
 	o := smallExperiment(t)
 	o.Stage1Steps = 3
 	var log testWriter
-	e, done, err := o.setup(&log, "log.txt")
-	require.NoError(t, err)
-	defer done()
-	require.NoError(t, o.teacherPhase(t.Context(), e))
+	e := withTeacher(t, &o, &log)
 	require.Error(t, o.seedPhase(stopAfter(t, 2), e, 1, []string{"stage1"}))
 	stepHook = nil
 	base := progressBase(o.Work, 1, "stage1", 0)

@@ -376,10 +376,7 @@ func TestTeacherInit(t *testing.T) {
 	first := smallExperiment(t)
 	first.TeacherSteps = 1
 	var log testWriter
-	e, done, err := first.setup(&log, "log.txt")
-	require.NoError(t, err)
-	defer done()
-	require.NoError(t, first.teacherPhase(t.Context(), e))
+	e := withTeacher(t, &first, &log)
 
 	next := first
 	next.Work, next.TeacherInit = t.TempDir(), first.teacherDir()
@@ -436,6 +433,17 @@ func TestRunSettings(t *testing.T) {
 // smallWorld is the tests' shrunken world: a few small squares in 32×32,
 // two frames.
 var smallWorld = world.Config{Size: 32, Frames: 2, MinObjects: 1, MaxObjects: 2, MinSide: 6, MaxSide: 8, MinSpeed: 1, MaxSpeed: 2}
+
+// withTeacher sets o up (its log in log, closed when the test ends) and
+// runs its teacher phase.
+func withTeacher(t *testing.T, o *experiment, log *testWriter) *env {
+	t.Helper()
+	e, done, err := o.setup(log, "log.txt")
+	require.NoError(t, err)
+	t.Cleanup(done)
+	require.NoError(t, o.teacherPhase(t.Context(), e))
+	return e
+}
 
 // smallExperiment is the quick settings over smallWorld on the CPU, with
 // work and output folders of the test's own.
