@@ -35,6 +35,7 @@ type experiment struct {
 	Stage1Record               bool   // on CUDA: stage 1's whole step too
 	ShortAttention             int64  // on CUDA: attention over at most this many tokens in its math form (torch.SetShortAttention; 0: fused kernels always)
 	TeacherLR                  float64
+	TeacherEMA                 float64 // when > 0: the teacher kept is the EMA of its weights with this decay per step
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
 	Stage1Steps                int
 	Stage2Steps                int
@@ -147,6 +148,22 @@ func (o *experiment) heldOut() (es *evalSet, other, still [][]float32) {
 
 func (o *experiment) teacherDir() string { return filepath.Join(o.Work, "teacher") }
 
+// lastTeacherDir holds the teacher's last weights when the teacher kept is
+// their moving average.
+func (o *experiment) lastTeacherDir() string { return filepath.Join(o.Work, "teacher-last") }
+
+// paramList is u's parameters in their order (nil for no model).
+func paramList(u *unet.Model) []*torch.Tensor {
+	if u == nil {
+		return nil
+	}
+	var ps []*torch.Tensor
+	for _, p := range u.Params().List() {
+		ps = append(ps, p.T)
+	}
+	return ps
+}
+
 // teacherPhase trains the teacher (unless Work holds it) and evaluates it.
 func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 	path := filepath.Join(o.Work, "teacher.json")
@@ -171,7 +188,9 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 		run.Stages, run.Loss = prev.Stages, prev.Loss
 	} else {
 		ckpt, progPath := filepath.Join(o.Work, "teacher-ckpt"), filepath.Join(o.Work, "teacher-progress.json")
+		emaCkpt := filepath.Join(o.Work, "teacher-ckpt-ema")
 		var prog teacherProgress
+		var ema *unet.Model // the weights' moving average, when -teacher-ema is set
 		if b, err := os.ReadFile(progPath); err == nil {
 			if err := json.Unmarshal(b, &prog); err != nil {
 				return fmt.Errorf("%s: %w", progPath, err)
@@ -179,8 +198,17 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			if prog.Batch != o.TeacherBatch {
 				return fmt.Errorf("%s: the teacher was trained at batch %d, not -teacher-batch %d", progPath, prog.Batch, o.TeacherBatch)
 			}
+			if prog.EMA != o.TeacherEMA {
+				return fmt.Errorf("%s: the teacher was trained with -teacher-ema %g, not %g", progPath, prog.EMA, o.TeacherEMA)
+			}
 			if u, err = unet.Load(ckpt, unet.WithDevice(o.Device)); err != nil {
 				return err
+			}
+			if o.TeacherEMA > 0 {
+				if ema, err = unet.Load(emaCkpt, unet.WithDevice(o.Device)); err != nil {
+					u.Close()
+					return err
+				}
 			}
 			fmt.Fprintf(e.log, "teacher: resuming at step %d of %d from %s (fresh optimiser moments)\n", prog.Step, prog.Steps, ckpt)
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -189,8 +217,19 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			if u, err = o.freshTeacher(); err != nil {
 				return err
 			}
-			prog = teacherProgress{Steps: o.TeacherSteps, Batch: o.TeacherBatch, From: o.TeacherInit}
+			if o.TeacherEMA > 0 { // the average starts at the first weights
+				if ema, err = o.freshTeacher(); err != nil {
+					u.Close()
+					return err
+				}
+			}
+			prog = teacherProgress{Steps: o.TeacherSteps, Batch: o.TeacherBatch, From: o.TeacherInit, EMA: o.TeacherEMA}
 		}
+		defer func() {
+			if ema != nil {
+				ema.Close()
+			}
+		}()
 		fmt.Fprintf(e.log, "teacher: %.3g parameters\n", float64(u.NumParams()))
 		t0 := time.Now()
 		if e.dev.CUDA {
@@ -200,6 +239,7 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			Steps: prog.Steps, Wall: o.TeacherWall, Batch: o.TeacherBatch, LR: o.TeacherLR,
 			PMean: o.PMean, PStd: o.PStd, DropCond: 0.1, Seed: o.Seeds[0],
 			Graph: o.TeacherGraph, From: prog.Step, Budget: o.TeacherBudget, TailSum: prog.TailSum, TailN: prog.TailN,
+			EMA: paramList(ema), EMADecay: o.TeacherEMA,
 		}, e.log)
 		if err != nil {
 			u.Close()
@@ -214,6 +254,11 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			defer u.Close()
 			if err := u.Save(ckpt); err != nil {
 				return err
+			}
+			if ema != nil {
+				if err := ema.Save(emaCkpt); err != nil {
+					return err
+				}
 			}
 			b, err := json.MarshalIndent(prog, "", "  ")
 			if err != nil {
@@ -231,6 +276,16 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			start = "continued from " + prog.From
 		}
 		run.Stages = []stageLine{{fmt.Sprintf("teacher (EDM, %s, batch %d)", start, o.TeacherBatch), res.Steps, prog.Wall, prog.PeakGiB}}
+		if ema != nil {
+			// The average is the teacher; the last weights are kept beside
+			// it for the comparison row.
+			last, err := saveBF16(u, o.lastTeacherDir(), o.Device)
+			if err != nil {
+				return err
+			}
+			last.Close()
+			u, ema = ema, nil
+		}
 		u, err = saveBF16(u, dir, o.Device)
 		if err != nil {
 			return err
@@ -247,6 +302,18 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 		px   [][]float32
 	}{{"ground truth (an independent sample)", other}, {"first frame held still", still}} {
 		r, err := es.scoreClips(ref.name, 0, ref.px)
+		if err != nil {
+			return err
+		}
+		run.Rows = append(run.Rows, r)
+	}
+	if o.TeacherEMA > 0 {
+		last, err := unet.Load(o.lastTeacherDir(), unet.WithDevice(o.Device))
+		if err != nil {
+			return err
+		}
+		r, err := o.eval(es, last, fmt.Sprintf("teacher's last weights (not averaged), 25 steps (guidance 1→%g)", o.MaxGuidance), teacherSampler(25, 1, o.MaxGuidance), e.log)
+		last.Close()
 		if err != nil {
 			return err
 		}
@@ -299,6 +366,7 @@ type teacherProgress struct {
 	TailN              int
 	Wall               time.Duration
 	PeakGiB            float64
+	EMA                float64 // the decay of the weights' moving average (0: none)
 }
 
 // errTeacherUnfinished stops the phases after a teacher that ran out of

@@ -54,6 +54,11 @@ type teacherOptions struct {
 	PMean, PStd  float64 // ln σ ~ N(PMean, PStd²)
 	DropCond     float64 // probability of an unconditional example
 	Seed         uint64
+	// EMA, when set, is updated after every step to an exponential moving
+	// average of the weights, EMADecay·EMA + (1 − EMADecay)·weights: the
+	// same parameters as the trained UNet's, in the same order.
+	EMA      []*torch.Tensor
+	EMADecay float64
 }
 
 // teacherResult is what the teacher's training measured.
@@ -116,6 +121,11 @@ func trainTeacher(ctx context.Context, u *unet.Model, wc world.Config, o teacher
 		if err != nil {
 			return res, fmt.Errorf("teacher step %d: %w", step, err)
 		}
+		if o.EMA != nil {
+			if err := torch.EMA(o.EMA, tt.params, o.EMADecay); err != nil {
+				return res, fmt.Errorf("teacher step %d: %w", step, err)
+			}
+		}
 		res.Reached = step
 		if step > o.Steps-max(o.Steps/10, 1) {
 			tail += l
@@ -133,20 +143,33 @@ func trainTeacher(ctx context.Context, u *unet.Model, wc world.Config, o teacher
 }
 
 // teacherBatch is one step's data, drawn on the host: the clips' pixels
-// stacked [B, F, 3, S, S], each example's σ, and whether it keeps its
-// image conditioning (1) or drops it (0).
+// stacked [B, F, 3, S, S] as bytes (the world's pixels are −1 or 1, stored
+// as 0 or 1: a quarter of float32's upload), each example's σ, and whether
+// it keeps its image conditioning (1) or drops it (0).
 type teacherBatch struct {
-	Pixels    []float32
+	Pixels    []uint8
 	Sig, Keep []float32
+}
+
+// pixelBytes appends pixels (each −1 or 1) to dst as bytes 0 or 1.
+func pixelBytes(dst []uint8, pixels []float32) []uint8 {
+	for _, v := range pixels {
+		var b uint8
+		if v > 0 {
+			b = 1
+		}
+		dst = append(dst, b)
+	}
+	return dst
 }
 
 // drawTeacherBatch draws a step's data from r: the clips, then each
 // example's σ and conditioning.
 func drawTeacherBatch(wc world.Config, o teacherOptions, r *rand.Rand) teacherBatch {
 	per := wc.Frames * 3 * wc.Size * wc.Size
-	tb := teacherBatch{Pixels: make([]float32, 0, o.Batch*per), Sig: make([]float32, o.Batch), Keep: make([]float32, o.Batch)}
+	tb := teacherBatch{Pixels: make([]uint8, 0, o.Batch*per), Sig: make([]float32, o.Batch), Keep: make([]float32, o.Batch)}
 	for range o.Batch {
-		tb.Pixels = append(tb.Pixels, wc.Sample(r).Pixels...)
+		tb.Pixels = pixelBytes(tb.Pixels, wc.Sample(r).Pixels)
 	}
 	for i := range tb.Sig {
 		tb.Sig[i] = float32(math.Exp(o.PMean + o.PStd*r.NormFloat64()))
@@ -195,10 +218,12 @@ func (f *teacherFeed) close() {
 // [B, 1, 1, 1], then the unit noise eps of the latents' shape from g.
 func teacherInputs(s *torch.Scope, wc world.Config, tb teacherBatch, g *torch.Generator, dev torch.Device) (b osv.Batch, sigma, mask, eps *torch.Tensor, err error) {
 	n := int64(len(tb.Sig))
-	px, err := torch.FromFloat32(s, tb.Pixels, []int64{n, int64(wc.Frames), 3, int64(wc.Size), int64(wc.Size)}, torch.Float32, dev)
+	// The bytes go to the device as they are and become ±1 there.
+	px, err := torch.FromUint8(s, tb.Pixels, []int64{n, int64(wc.Frames), 3, int64(wc.Size), int64(wc.Size)}, torch.Uint8, dev)
 	if err != nil {
 		return b, nil, nil, nil, err
 	}
+	px = s.AddScalar(s.MulScalar(s.Cast(px, torch.Float32), 2), -1)
 	if b, err = batchOfPixels(s, px, g, dev); err != nil {
 		return b, nil, nil, nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/gif"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
 	"github.com/onestepvideo/osv-go/torch"
+	"github.com/onestepvideo/osv-go/unet"
 )
 
 // The latent map is a lossless rearrangement of the centred, scaled
@@ -347,6 +349,7 @@ func TestTeacherResumes(t *testing.T) {
 	}
 	o := smallExperiment(t)
 	o.TeacherSteps, o.TeacherBudget = 3, time.Nanosecond // one step a command
+	o.TeacherEMA = 0.5                                   // the average is kept across commands too
 	var log testWriter
 	e, done, err := o.setup(&log, "log.txt")
 	require.NoError(t, err)
@@ -359,12 +362,83 @@ func TestTeacherResumes(t *testing.T) {
 	other := o
 	other.TeacherBatch++
 	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "trained at batch")
+	other = o
+	other.TeacherEMA = 0
+	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "trained with -teacher-ema 0.5, not 0")
 	require.NoError(t, o.teacherPhase(t.Context(), e))
 	r, ok, err := readRun(filepath.Join(o.Work, "teacher.json"))
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, 3, r.Stages[0].Steps)
 	require.Positive(t, r.Loss)
+	var names []string
+	for _, row := range r.Rows {
+		names = append(names, row.Name)
+	}
+	require.Contains(t, names, "teacher's last weights (not averaged), 25 steps (guidance 1→2)")
+	// The teacher kept is the average, not the last weights.
+	avg, err := unet.Load(o.teacherDir())
+	require.NoError(t, err)
+	defer avg.Close()
+	last, err := unet.Load(o.lastTeacherDir())
+	require.NoError(t, err)
+	defer last.Close()
+	require.Positive(t, maxParamDiff(t, avg, last))
+}
+
+// maxParamDiff is the largest absolute difference between two models'
+// weights of the same names.
+func maxParamDiff(t *testing.T, a, b *unet.Model) float64 {
+	t.Helper()
+	pb := b.Params()
+	var worst float64
+	for _, p := range a.Params().List() {
+		q, ok := pb.Get(p.Name)
+		require.True(t, ok, p.Name)
+		x, err := p.T.Float32s()
+		require.NoError(t, err)
+		y, err := q.T.Float32s()
+		require.NoError(t, err)
+		for i := range x {
+			worst = max(worst, math.Abs(float64(x[i]-y[i])))
+		}
+	}
+	return worst
+}
+
+// The teacher's moving average after one step is decay·start + (1 −
+// decay)·weights, for every parameter.
+func TestTeacherEMA(t *testing.T) {
+	wc := smallWorld
+	u, err := unet.New(teacherUNet(wc), unet.WithSeed(3))
+	require.NoError(t, err)
+	defer u.Close()
+	ema, err := unet.New(teacherUNet(wc), unet.WithSeed(3))
+	require.NoError(t, err)
+	defer ema.Close()
+	start, err := unet.New(teacherUNet(wc), unet.WithSeed(3))
+	require.NoError(t, err)
+	defer start.Close()
+	const decay = 0.75
+	_, err = trainTeacher(t.Context(), u, wc, teacherOptions{Steps: 1, Batch: 2, LR: 1e-2, PStd: 1, DropCond: 0.1, Seed: 1,
+		EMA: paramList(ema), EMADecay: decay}, io.Discard)
+	require.NoError(t, err)
+	require.Positive(t, maxParamDiff(t, u, start), "the step moved the weights")
+	pu, ps := u.Params(), start.Params()
+	for _, p := range ema.Params().List() {
+		w, _ := pu.Get(p.Name)
+		w0, _ := ps.Get(p.Name)
+		got, err := p.T.Float32s()
+		require.NoError(t, err)
+		a, err := w.T.Float32s()
+		require.NoError(t, err)
+		b, err := w0.T.Float32s()
+		require.NoError(t, err)
+		for i := range got {
+			want := decay*b[i] + (1-decay)*a[i]
+			require.InDelta(t, want, got[i], 1e-6, "%s[%d]", p.Name, i)
+		}
+	}
 }
 
 // -teacher-init starts the teacher from a trained one: the run says so,
