@@ -227,6 +227,9 @@ func (o *experiment) report(res *results) string {
 		if continued {
 			fmt.Fprintf(&b, "  Its starting weights, from %s, were trained before it%s.\n", from, readmeNote(from))
 		}
+		if t.TeacherEMA > 0 {
+			fmt.Fprintf(&b, "  The teacher kept is the moving average of its weights (decay %g a step, starting at its first weights); the row \"teacher's last weights\" samples the last step's weights instead.\n", t.TeacherEMA)
+		}
 	}
 	fmt.Fprintf(&b, "- **OSV**: `osv.Trainer` with LoRA rank %d on the paper's targets, AdamW %g (discriminator %g), batch %d, a grid of 100 Karras levels over [%g, %g] and the paper's other defaults (λ(σ) = 1, λ_adv 0.1, pseudo-Huber c 0.001, EMA 0.95, the discriminator's real = the teacher's last estimate); stage 1 %d steps, stage 2 %d steps with k = 5 unless stated. k = 1 trains while the seed's OSV run trains, on the same machine, and stops when it ends (a k = 1 run started after OSV had finished takes OSV's recorded wall time instead).\n",
 		st.Rank, st.LR, st.DiscLR, st.Batch, sigmaMin, sigmaMax, st.Stage1Steps, st.Stage2Steps)
@@ -254,13 +257,22 @@ func (o *experiment) report(res *results) string {
 		fmt.Fprintf(&b, "Jobs no seed has run in this work folder, so their rows are missing: %s.\n\n", strings.Join(res.missing, ", "))
 	}
 	fmt.Fprintf(&b, "## The paper's orderings, tested (FD, lower is better)\n\n\"yes\" means every seed's FD of the first is below every seed's FD of the second; \"reversed\" the opposite; otherwise the seeds overlap.\n\n| hypothesis | ours (mean ± sd) | paper (FVD) | holds |\n|---|---|---|---|\n")
+	single := false
 	for _, c := range o.claims() {
 		a, z := res.byName[c.better], res.byName[c.worse]
 		if a == nil || z == nil {
 			fmt.Fprintf(&b, "| %s | | %s | not measured |\n", c.text, c.paper)
 			continue
 		}
+		// The teacher's rows have one run by design; a student row of one
+		// seed has no spread to test against.
+		for _, r := range []*aggRow{a, z} {
+			single = single || (len(r.Seeds) == 1 && !strings.HasPrefix(r.Name, "teacher"))
+		}
 		fmt.Fprintf(&b, "| %s | %s vs %s | %s | %s |\n", c.text, a.FD.format(1), z.FD.format(1), c.paper, verdict(a, z))
+	}
+	if single {
+		b.WriteString("\nWhere a student row has one seed, its \"yes\" compares single runs: it says nothing about the spread between seeds.\n")
 	}
 	b.WriteString("\n## Commands\n\n")
 	seen := map[string]bool{}
