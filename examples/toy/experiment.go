@@ -34,6 +34,7 @@ type experiment struct {
 	Stage2Record               bool   // on CUDA: stage 2's whole step is recorded once as a CUDA graph
 	Stage1Record               bool   // on CUDA: stage 1's whole step too
 	ShortAttention             int64  // on CUDA: attention over at most this many tokens in its math form (torch.SetShortAttention; 0: fused kernels always)
+	FusedLayerNorm             bool   // on CUDA: LayerNorm as the bridge's kernel where autograd records nothing (torch.SetFusedLayerNorm)
 	TeacherLR                  float64
 	TeacherEMA                 float64 // when > 0: the teacher kept is the EMA of its weights with this decay per step
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
@@ -119,6 +120,10 @@ func (o *experiment) setup(stderr io.Writer, logName string) (*env, func(), erro
 		}
 	}
 	if err := torch.SetShortAttention(o.ShortAttention); err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
+	if err := torch.SetFusedLayerNorm(o.FusedLayerNorm && e.dev.CUDA); err != nil {
 		logFile.Close()
 		return nil, nil, err
 	}

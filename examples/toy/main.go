@@ -144,6 +144,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.BoolVar(&o.Stage2Record, "stage2-record", true, "on CUDA, record stage 2's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep)")
 	fs.BoolVar(&o.Stage1Record, "stage1-record", true, "on CUDA, record stage 1's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep; the pixel ablation's stage 1 runs eagerly)")
 	fs.Int64Var(&o.ShortAttention, "short-attn", 32, "on CUDA, attention over at most this many tokens (the temporal layers' 8 frames) in its math form instead of a fused kernel (torch.SetShortAttention); 0: fused kernels always")
+	fs.BoolVar(&o.FusedLayerNorm, "fused-ln", false, "on CUDA, LayerNorm as the bridge's fused kernel where autograd records nothing (torch.SetFusedLayerNorm): stage 2's teacher and θ⁻ calls and the evaluations")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")
