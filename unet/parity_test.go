@@ -28,6 +28,25 @@ func TestParityUNetChannelsLast(t *testing.T) {
 	parityUNet(t)
 }
 
+// With LayerNorm as the bridge's fused kernel (torch.SetFusedLayerNorm)
+// the UNet still meets the fixture. On CUDA with the kernels built, the
+// forward must launch more fused kernels than it does with the setting
+// off (the LayerNorms'); elsewhere the setting has no kernel to run, and
+// the test is TestParityUNet's.
+func TestParityUNetFusedLayerNorm(t *testing.T) {
+	t.Cleanup(func() { require.NoError(t, torch.SetFusedLayerNorm(false)) })
+	var launches [2]int64
+	for i, on := range []bool{false, true} {
+		require.NoError(t, torch.SetFusedLayerNorm(on))
+		before := torch.FusedKernelLaunches()
+		parityUNet(t)
+		launches[i] = torch.FusedKernelLaunches() - before
+	}
+	if testDevice.CUDA && torch.FusedKernelsBuilt() {
+		require.Greater(t, launches[1], launches[0], "fused kernel launches with LayerNorm off, on")
+	}
+}
+
 func parityUNet(t *testing.T) {
 	require.NoError(t, torch.SetTF32(false))
 	m, err := Load(fixture.Path("pipeline", "unet"), WithDevice(testDevice.String()))
