@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
@@ -28,13 +29,14 @@ type experiment struct {
 	TeacherWall                time.Duration // when > 0: as many steps as fit, measured on the first steps
 	TeacherBudget              time.Duration // when > 0: stop the teacher after this long and keep it for the next command
 	TeacherBatch               int
-	TeacherGraph               bool   // on CUDA: each teacher step replays one recorded CUDA graph
-	TeacherInit                string // when set: the teacher starts from this UNet folder (the committed teacher, say) instead of random weights
-	Stage2Graphs               bool   // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
-	Stage2Record               bool   // on CUDA: stage 2's whole step is recorded once as a CUDA graph
-	Stage1Record               bool   // on CUDA: stage 1's whole step too
-	ShortAttention             int64  // on CUDA: attention over at most this many tokens in its math form (torch.SetShortAttention; 0: fused kernels always)
-	FusedLayerNorm             bool   // on CUDA: LayerNorm as the bridge's kernel where autograd records nothing (torch.SetFusedLayerNorm)
+	TeacherGraph               bool    // on CUDA: each teacher step replays one recorded CUDA graph
+	TeacherInit                string  // when set: the teacher starts from this UNet folder (the committed teacher, say) instead of random weights
+	TeacherBlocks              []int64 // the teacher's block widths (default teacherBlocks)
+	Stage2Graphs               bool    // on CUDA: stage 2's teacher and θ⁻ calls replay CUDA graphs
+	Stage2Record               bool    // on CUDA: stage 2's whole step is recorded once as a CUDA graph
+	Stage1Record               bool    // on CUDA: stage 1's whole step too
+	ShortAttention             int64   // on CUDA: attention over at most this many tokens in its math form (torch.SetShortAttention; 0: fused kernels always)
+	FusedLayerNorm             bool    // on CUDA: LayerNorm as the bridge's kernel where autograd records nothing (torch.SetFusedLayerNorm)
 	TeacherLR                  float64
 	TeacherEMA                 float64 // when > 0: the teacher kept is the EMA of its weights with this decay per step
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
@@ -60,7 +62,7 @@ type stageLine struct {
 func defaultExperiment() experiment {
 	return experiment{
 		World:        world.DefaultConfig(),
-		TeacherSteps: 3000, TeacherBatch: 128, TeacherLR: 4e-4, PMean: -0.5, PStd: 1.4,
+		TeacherSteps: 3000, TeacherBatch: 128, TeacherBlocks: slices.Clone(teacherBlocks), TeacherLR: 4e-4, PMean: -0.5, PStd: 1.4,
 		Stage1Steps: 300, Stage2Steps: 600, Batch: 32,
 		Rank: 16, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2,
 		EvalClips: 128, EvalBatch: 64, Seeds: []uint64{1, 2, 3},
@@ -152,6 +154,15 @@ func (o *experiment) heldOut() (es *evalSet, other, still [][]float32) {
 }
 
 func (o *experiment) teacherDir() string { return filepath.Join(o.Work, "teacher") }
+
+// blocks is the teacher's block widths: TeacherBlocks, or the default for
+// settings recorded before there was a choice.
+func (o *experiment) blocks() []int64 {
+	if len(o.TeacherBlocks) == 0 {
+		return teacherBlocks
+	}
+	return o.TeacherBlocks
+}
 
 // lastTeacherDir holds the teacher's last weights when the teacher kept is
 // their moving average.
@@ -345,7 +356,7 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 // freshTeacher is the teacher before its training: random weights, or
 // TeacherInit's, which must have the toy teacher's configuration.
 func (o *experiment) freshTeacher() (*unet.Model, error) {
-	cfg := teacherUNet(o.World)
+	cfg := teacherUNet(o.World, o.blocks())
 	if o.TeacherInit == "" {
 		return unet.New(cfg, unet.WithDevice(o.Device), unet.WithSeed(o.Seeds[0]))
 	}

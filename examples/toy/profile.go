@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
@@ -41,13 +39,9 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var w []int64
-	for _, f := range strings.Split(*widths, ",") {
-		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || v < 32 || v%32 != 0 {
-			return fmt.Errorf("-widths %q: want multiples of 32 separated by commas", *widths)
-		}
-		w = append(w, v)
+	w, err := parseWidths("-widths", *widths)
+	if err != nil {
+		return err
 	}
 	dev, err := torch.ParseDevice(*device)
 	if err != nil {
@@ -70,8 +64,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	wc := world.DefaultConfig()
-	cfg := teacherUNet(wc)
-	cfg.BlockOutChannels = w
+	cfg := teacherUNet(wc, w)
 	u, err := unet.New(cfg, unet.WithDevice(*device), unet.WithSeed(1))
 	if err != nil {
 		return err

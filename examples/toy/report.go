@@ -216,7 +216,8 @@ func (o *experiment) report(res *results) string {
 		w.Size, w.Size, w.Frames, w.MinObjects, w.MaxObjects, w.MinSide, w.MaxSide, w.MinSpeed, w.MaxSpeed)
 	fmt.Fprintf(&b, "- **Latents**: no VAE; a frame is centred and scaled, (p − (%g))/%g, the world's pixel mean and deviation, then pixel-unshuffled by %d into %d channels of %d×%d (lossless; decoding is the pixel shuffle and the inverse map).\n",
 		pixelMean, pixelStd, factor, latentChannel, w.Size/factor, w.Size/factor)
-	const teacherArch = "SVD's UNet code with a small config (blocks 64, 64, wider than the %d-channel latent; one layer each; 2 heads; stored with bfloat16 weights)"
+	bl := t.blocks()
+	teacherArch := fmt.Sprintf("SVD's UNet code with a small config (blocks %d, %d over the %%d-channel latent; one layer each; 2 heads; stored with bfloat16 weights)", bl[0], bl[1])
 	from, continued := strings.CutPrefix(teacherStart(res.teacher), "from the weights in ")
 	if firstSteps(res.teacher) == 0 && continued {
 		fmt.Fprintf(&b, "- **Teacher**: "+teacherArch+", the weights in %s as they are, not trained further here%s. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",

@@ -7,6 +7,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
@@ -15,18 +18,38 @@ import (
 	"github.com/onestepvideo/osv-go/unet"
 )
 
+// teacherBlocks is the toy teacher's block widths unless -teacher-blocks
+// says otherwise: the first (64 channels) wider than the 48-channel
+// latent, so that no direction of the noise is invisible to the network.
+var teacherBlocks = []int64{64, 64}
+
+// parseWidths reads a flag's two block widths, multiples of 32 (the
+// groups of GroupNorm) separated by a comma.
+func parseWidths(name, list string) ([]int64, error) {
+	var w []int64
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil || v < 32 || v%32 != 0 {
+			return nil, fmt.Errorf("%s %q: want two multiples of 32 separated by a comma", name, list)
+		}
+		w = append(w, v)
+	}
+	if len(w) != len(teacherBlocks) {
+		return nil, fmt.Errorf("%s %q: want two multiples of 32 separated by a comma", name, list)
+	}
+	return w, nil
+}
+
 // teacherUNet is the toy teacher's configuration: SVD's UNet code with
-// two small levels over the 16×16 latent, the first (64 channels) wider
-// than the 48-channel latent, so that no direction of the noise is
-// invisible to the network.
-func teacherUNet(wc world.Config) unet.Config {
+// two small levels of the given widths over the 16×16 latent.
+func teacherUNet(wc world.Config, blocks []int64) unet.Config {
 	return unet.Config{
 		SampleSize:                        int64(wc.Size / factor),
 		InChannels:                        2 * latentChannel,
 		OutChannels:                       latentChannel,
 		DownBlockTypes:                    []string{unet.CrossAttnDown, unet.Down},
 		UpBlockTypes:                      []string{unet.Up, unet.CrossAttnUp},
-		BlockOutChannels:                  []int64{64, 64},
+		BlockOutChannels:                  slices.Clone(blocks),
 		AdditionTimeEmbedDim:              32,
 		ProjectionClassEmbeddingsInputDim: 96,
 		LayersPerBlock:                    unet.IntOrList{1},

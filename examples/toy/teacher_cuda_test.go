@@ -19,7 +19,7 @@ import (
 func TestTeacherGraphMatchesEager(t *testing.T) {
 	wc := smallWorld
 	run := func(graph bool) ([]float64, []float64) {
-		u, err := unet.New(teacherUNet(wc), unet.WithDevice("cuda"), unet.WithSeed(1))
+		u, err := unet.New(teacherUNet(wc, teacherBlocks), unet.WithDevice("cuda"), unet.WithSeed(1))
 		require.NoError(t, err)
 		defer u.Close()
 		o := teacherOptions{Batch: 8, LR: 4e-4, PMean: -0.5, PStd: 1.4, DropCond: 0.1, Graph: graph, DeviceNoise: true}

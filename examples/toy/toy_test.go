@@ -414,13 +414,13 @@ func maxParamDiff(t *testing.T, a, b *unet.Model) float64 {
 // decay)·weights, for every parameter.
 func TestTeacherEMA(t *testing.T) {
 	wc := smallWorld
-	u, err := unet.New(teacherUNet(wc), unet.WithSeed(3))
+	u, err := unet.New(teacherUNet(wc, teacherBlocks), unet.WithSeed(3))
 	require.NoError(t, err)
 	defer u.Close()
-	ema, err := unet.New(teacherUNet(wc), unet.WithSeed(3))
+	ema, err := unet.New(teacherUNet(wc, teacherBlocks), unet.WithSeed(3))
 	require.NoError(t, err)
 	defer ema.Close()
-	start, err := unet.New(teacherUNet(wc), unet.WithSeed(3))
+	start, err := unet.New(teacherUNet(wc, teacherBlocks), unet.WithSeed(3))
 	require.NoError(t, err)
 	defer start.Close()
 	const decay = 0.75
@@ -453,8 +453,13 @@ func TestTeacherInit(t *testing.T) {
 	}
 	first := smallExperiment(t)
 	first.TeacherSteps = 1
+	first.TeacherBlocks = []int64{32, 64} // -teacher-blocks shapes a teacher from random weights
 	var log testWriter
 	e := withTeacher(t, &first, &log)
+	trained, err := unet.Load(first.teacherDir())
+	require.NoError(t, err)
+	require.Equal(t, []int64{32, 64}, trained.Config.BlockOutChannels)
+	trained.Close()
 
 	next := first
 	next.Work, next.TeacherInit = t.TempDir(), first.teacherDir()
@@ -468,6 +473,9 @@ func TestTeacherInit(t *testing.T) {
 	other.Work = t.TempDir()
 	other.World.Size = 64
 	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "-teacher-init "+first.teacherDir())
+	other = next
+	other.Work, other.TeacherBlocks = t.TempDir(), []int64{64, 64}
+	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "blocks [32 64]")
 }
 
 // The command line names its phases and jobs.
@@ -476,6 +484,7 @@ func TestCommandLine(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"train"}, &log, &log), `unknown command "train"`)
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-jobs", "osv,nope"}, &log, &log), `unknown job "nope"`)
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-seeds", "1,x"}, &log, &log), "-seeds")
+	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-blocks", "64,48"}, &log, &log), "-teacher-blocks")
 	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel"}, jobNames())
 }
 
