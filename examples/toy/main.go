@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"slices"
@@ -146,6 +147,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.BoolVar(&o.Stage1Record, "stage1-record", true, "on CUDA, record stage 1's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep; the pixel ablation's stage 1 runs eagerly)")
 	fs.Int64Var(&o.ShortAttention, "short-attn", 32, "on CUDA, attention over at most this many tokens (the temporal layers' 8 frames) in its math form instead of a fused kernel (torch.SetShortAttention); 0: fused kernels always")
 	fs.BoolVar(&o.FusedLayerNorm, "fused-ln", false, "on CUDA, LayerNorm as the bridge's fused kernel where autograd records nothing (torch.SetFusedLayerNorm): stage 2's teacher and θ⁻ calls and the evaluations")
+	fs.Float64Var(&o.MaxGuidance, "max-guidance", o.MaxGuidance, "the teacher's guidance on the last frame (it rises linearly from 1 on the first), in its samples and in stage 2's solver")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")
@@ -165,6 +167,9 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	}
 	if o.TeacherBlocks, err = parseWidths("-teacher-blocks", *blocks); err != nil {
 		return o, f, err
+	}
+	if !(o.MaxGuidance >= 1) || math.IsInf(o.MaxGuidance, 0) {
+		return o, f, fmt.Errorf("-max-guidance %g: want a finite value of at least 1", o.MaxGuidance)
 	}
 	f.seed, f.seeds = *seed, *seeds
 	if *jobs != "" {

@@ -485,6 +485,10 @@ func TestCommandLine(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-jobs", "osv,nope"}, &log, &log), `unknown job "nope"`)
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-seeds", "1,x"}, &log, &log), "-seeds")
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-blocks", "64,48"}, &log, &log), "-teacher-blocks")
+	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-max-guidance", "0.5"}, &log, &log), "-max-guidance 0.5")
+	o, _, err := parseExperiment("teacher", []string{"-max-guidance", "3"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 3.0, o.MaxGuidance)
 	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel"}, jobNames())
 }
 
