@@ -45,8 +45,8 @@
 // CUDAMemory, ResetPeakMemory, StartTimer; process-wide switches SetTF32,
 // SetNumThreads, SetCuDNNBenchmark, SetFusedKernels, SetGroupNormMode,
 // SetShortAttention, SetFusedLayerNorm, SetLayoutMode, ChannelsLastOn,
-// ChannelsLastEverywhere;
-// LibtorchVersion, FusedKernelsBuilt, FusedKernelLaunches.
+// ChannelsLastEverywhere; Autocast (mixed precision for one call, on its
+// thread); LibtorchVersion, FusedKernelsBuilt, FusedKernelLaunches.
 //
 // Process groups: DistConfig, DistConfigFromEnv, FreePort,
 // NewProcessGroup (ProcessGroup.AllReduceMean, Broadcast, Barrier,

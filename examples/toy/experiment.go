@@ -39,6 +39,7 @@ type experiment struct {
 	FusedLayerNorm             bool    // on CUDA: LayerNorm as the bridge's kernel where autograd records nothing (torch.SetFusedLayerNorm)
 	TeacherLR                  float64
 	TeacherEMA                 float64 // when > 0: the teacher kept is the EMA of its weights with this decay per step
+	TeacherAutocast            bool    // the teacher's forward pass in training under bfloat16 autocast
 	PMean, PStd                float64 // the teacher's ln σ ~ N(PMean, PStd²)
 	Stage1Steps                int
 	Stage2Steps                int
@@ -255,7 +256,7 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			Steps: prog.Steps, Wall: o.TeacherWall, Batch: o.TeacherBatch, LR: o.TeacherLR,
 			PMean: o.PMean, PStd: o.PStd, DropCond: 0.1, Seed: o.Seeds[0],
 			Graph: o.TeacherGraph, From: prog.Step, Budget: o.TeacherBudget, TailSum: prog.TailSum, TailN: prog.TailN,
-			EMA: paramList(ema), EMADecay: o.TeacherEMA,
+			EMA: paramList(ema), EMADecay: o.TeacherEMA, Autocast: o.TeacherAutocast,
 		}, e.log)
 		if err != nil {
 			u.Close()
@@ -291,7 +292,11 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 		if prog.From != "" {
 			start = "continued from " + prog.From
 		}
-		run.Stages = []stageLine{{fmt.Sprintf("teacher (EDM, %s, batch %d)", start, o.TeacherBatch), res.Steps, prog.Wall, prog.PeakGiB}}
+		how := fmt.Sprintf("batch %d", o.TeacherBatch)
+		if o.TeacherAutocast {
+			how += ", bfloat16 autocast"
+		}
+		run.Stages = []stageLine{{fmt.Sprintf("teacher (EDM, %s, %s)", start, how), res.Steps, prog.Wall, prog.PeakGiB}}
 		if ema != nil {
 			// The average is the teacher; the last weights are kept beside
 			// it for the comparison row.

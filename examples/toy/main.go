@@ -136,6 +136,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.DurationVar(&o.TeacherBudget, "teacher-budget", 0, "stop the teacher's training after this long, keeping it in -work; the same command continues it")
 	fs.IntVar(&o.TeacherBatch, "teacher-batch", o.TeacherBatch, "teacher batch size")
 	fs.Float64Var(&o.TeacherLR, "teacher-lr", o.TeacherLR, "the teacher's peak learning rate (cosine decay to 0.1× of it)")
+	fs.BoolVar(&o.TeacherAutocast, "teacher-autocast", false, "train the teacher with its forward pass under bfloat16 autocast (torch.Autocast; the weights stay float32)")
 	fs.Float64Var(&o.TeacherEMA, "teacher-ema", 0, "keep as the teacher the moving average of its weights with this decay a step (0.999, say; 0: the last weights)")
 	fs.Float64Var(&o.PMean, "p-mean", o.PMean, "the teacher's noise levels: ln σ ~ N(p-mean, p-std²)")
 	fs.Float64Var(&o.PStd, "p-std", o.PStd, "see -p-mean")

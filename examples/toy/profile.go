@@ -33,6 +33,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	stage2 := fs.Bool("stage2", true, "profile the stage-2 step too")
 	stage1 := fs.Bool("stage1", false, "profile the stage-1 step too (after stage 2's)")
 	record := fs.Bool("record", false, "stage 2's (and with -stage1, stage 1's) whole step recorded once as a CUDA graph and replayed (osv.TrainConfig.GraphStep)")
+	autocast := fs.Bool("autocast", false, "the teacher's forward pass under bfloat16 autocast (torch.Autocast)")
 	fusedLN := fs.Bool("fused-ln", false, "LayerNorm as the bridge's fused kernel where autograd records nothing (torch.SetFusedLayerNorm): stage 2's frozen calls")
 	shortAttn := fs.Int64("short-attn", 0, "attention over at most this many tokens in its math form (torch.SetShortAttention; 0: fused kernels always)")
 	graph := fs.Bool("graph", false, "the teacher's step recorded once as a CUDA graph and replayed, and stage 2's frozen denoisers replayed from graphs (torch.CaptureGraph)")
@@ -69,14 +70,14 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "teacher blocks %v: %.3g parameters, teacher batch %d (foreach optimiser %v, graph %v, short attention %d), stage-2 batch %d, %s\n", w, float64(u.NumParams()), *tb, *foreach, *graph, *shortAttn, *sb, *device)
+	fmt.Fprintf(stdout, "teacher blocks %v: %.3g parameters, teacher batch %d (foreach optimiser %v, graph %v, short attention %d, autocast %v), stage-2 batch %d, %s\n", w, float64(u.NumParams()), *tb, *foreach, *graph, *shortAttn, *autocast, *sb, *device)
 	dir := filepath.Join(*out, "teacher")
 	u, err = saveBF16(u, dir, *device)
 	if err != nil {
 		return err
 	}
 	// The teacher: trainTeacher's own step, as many times as asked.
-	tstep, err := teacherStepper(u, wc, *tb, *foreach, *graph)
+	tstep, err := teacherStepper(u, wc, *tb, *foreach, *graph, *autocast)
 	if err != nil {
 		u.Close()
 		return err
@@ -129,8 +130,8 @@ type stepper struct {
 	close func()
 }
 
-func teacherStepper(u *unet.Model, wc world.Config, batch int, foreach, graph bool) (*stepper, error) {
-	o := teacherOptions{Batch: batch, LR: 1e-4, PMean: -0.5, PStd: 1.4, DropCond: 0.1, Foreach: foreach, Graph: graph}
+func teacherStepper(u *unet.Model, wc world.Config, batch int, foreach, graph, autocast bool) (*stepper, error) {
+	o := teacherOptions{Batch: batch, LR: 1e-4, PMean: -0.5, PStd: 1.4, DropCond: 0.1, Foreach: foreach, Graph: graph, Autocast: autocast}
 	tt, err := newTeacherTrainer(u, wc, o, 3)
 	if err != nil {
 		return nil, err

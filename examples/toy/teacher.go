@@ -77,6 +77,7 @@ type teacherOptions struct {
 	PMean, PStd  float64 // ln σ ~ N(PMean, PStd²)
 	DropCond     float64 // probability of an unconditional example
 	Seed         uint64
+	Autocast     bool // the forward pass under bfloat16 autocast (torch.Autocast); the weights stay float32
 	// EMA, when set, is updated after every step to an exponential moving
 	// average of the weights, EMADecay·EMA + (1 − EMADecay)·weights: the
 	// same parameters as the trained UNet's, in the same order.
@@ -260,6 +261,18 @@ func teacherInputs(s *torch.Scope, wc world.Config, tb teacherBatch, g *torch.Ge
 	return b, sigma, mask, eps, err
 }
 
+// loss is teacherLoss, under bfloat16 autocast when o asks for it.
+func (o teacherOptions) loss(s *torch.Scope, den *unet.Denoiser, b osv.Batch, sigma, mask, eps *torch.Tensor) (l *torch.Tensor, err error) {
+	if !o.Autocast {
+		return teacherLoss(s, den, b, sigma, mask, eps), nil
+	}
+	err = torch.Autocast(den.UNet.Device(), torch.BFloat16, func() error {
+		l = teacherLoss(s, den, b, sigma, mask, eps)
+		return nil
+	})
+	return l, err
+}
+
 // teacherLoss is the EDM objective on one batch: x0 noised by eps at σ,
 // denoised with the conditioning kept where mask is 1, and the error
 // weighted by λ(σ) = (σ² + σ_d²)/(σ·σ_d)² with σ_d = 1.
@@ -390,7 +403,10 @@ func newTeacherGraph(tt *teacherTrainer, tb teacherBatch) (tg *teacherGraph, war
 	calls := 0
 	tg.graph, err = torch.CaptureGraph(tt.dev, 1, func(s *torch.Scope) error {
 		calls++
-		loss := teacherLoss(s, tt.den, tg.batch, tg.sigma, tg.mask, tg.eps)
+		loss, err := tt.o.loss(s, tt.den, tg.batch, tg.sigma, tg.mask, tg.eps)
+		if err != nil {
+			return err
+		}
 		if err := torch.ZeroGrads(tt.params); err != nil {
 			return err
 		}
@@ -468,7 +484,10 @@ func teacherStep(den *unet.Denoiser, wc world.Config, o teacherOptions, tb teach
 	if err != nil {
 		return 0, err
 	}
-	loss := teacherLoss(s, den, b, sigma, mask, eps)
+	loss, err := o.loss(s, den, b, sigma, mask, eps)
+	if err != nil {
+		return 0, err
+	}
 	if err := torch.ZeroGrads(params); err != nil {
 		return 0, err
 	}

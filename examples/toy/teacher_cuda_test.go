@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -15,14 +16,21 @@ import (
 // The teacher's step recorded as a CUDA graph trains as the same step run
 // one operation at a time with the same noise (drawn on the device) and
 // the same capturable optimiser: the same losses over four steps, the
-// first of them the recording's warmup, and the same weights after.
+// first of them the recording's warmup, and the same weights after; in
+// float32 and under bfloat16 autocast.
 func TestTeacherGraphMatchesEager(t *testing.T) {
+	for _, autocast := range []bool{false, true} {
+		t.Run(fmt.Sprintf("autocast=%v", autocast), func(t *testing.T) { teacherGraphMatchesEager(t, autocast) })
+	}
+}
+
+func teacherGraphMatchesEager(t *testing.T, autocast bool) {
 	wc := smallWorld
 	run := func(graph bool) ([]float64, []float64) {
 		u, err := unet.New(teacherUNet(wc, teacherBlocks), unet.WithDevice("cuda"), unet.WithSeed(1))
 		require.NoError(t, err)
 		defer u.Close()
-		o := teacherOptions{Batch: 8, LR: 4e-4, PMean: -0.5, PStd: 1.4, DropCond: 0.1, Graph: graph, DeviceNoise: true}
+		o := teacherOptions{Batch: 8, LR: 4e-4, PMean: -0.5, PStd: 1.4, DropCond: 0.1, Graph: graph, DeviceNoise: true, Autocast: autocast}
 		tt, err := newTeacherTrainer(u, wc, o, 5)
 		require.NoError(t, err)
 		defer tt.close()

@@ -410,6 +410,29 @@ func maxParamDiff(t *testing.T, a, b *unet.Model) float64 {
 	return worst
 }
 
+// Under -autocast the teacher's step computes its forward pass in
+// bfloat16 from the same float32 weights: on the same data and noise its
+// loss differs from the float32 step's by bfloat16's rounding, not more,
+// and the weights it trains stay float32.
+func TestTeacherAutocast(t *testing.T) {
+	wc := smallWorld
+	var losses [2]float64
+	for i, on := range []bool{false, true} {
+		u, err := unet.New(teacherUNet(wc, teacherBlocks), unet.WithSeed(3))
+		require.NoError(t, err)
+		res, err := trainTeacher(t.Context(), u, wc, teacherOptions{Steps: 1, Batch: 2, LR: 1e-3, PStd: 1, DropCond: 0.1, Seed: 1, Autocast: on}, io.Discard)
+		require.NoError(t, err)
+		losses[i] = res.Loss
+		for _, p := range u.Params().List() {
+			require.Equal(t, torch.Float32, p.T.DType(), p.Name)
+		}
+		u.Close()
+	}
+	t.Logf("loss: float32 %.6f, bfloat16 autocast %.6f", losses[0], losses[1])
+	require.NotEqual(t, losses[0], losses[1], "autocast changed the arithmetic")
+	require.InEpsilon(t, losses[0], losses[1], 0.05)
+}
+
 // The teacher's moving average after one step is decay·start + (1 −
 // decay)·weights, for every parameter.
 func TestTeacherEMA(t *testing.T) {

@@ -62,6 +62,17 @@ inline osv_tensor* wrap(at::Tensor t) {
   return reinterpret_cast<osv_tensor*>(p);
 }
 
+// in_weights_dtype is x in the dtype of the weights w of a normalisation
+// (x itself when they agree or w is absent): under autocast a lower-precision
+// input can meet float32 weights, and the normalisation then runs in float32,
+// as CUDA autocast's policy for normalisations does on every device.
+inline at::Tensor in_weights_dtype(const at::Tensor& x, const c10::optional<at::Tensor>& w) {
+  if (!w.has_value() || !w->defined() || w->scalar_type() == x.scalar_type() || !x.is_floating_point() ||
+      !w->is_floating_point())
+    return x;
+  return x.to(w->scalar_type());
+}
+
 inline at::IntArrayRef dims(const int64_t* p, int n) { return at::IntArrayRef(p, static_cast<size_t>(n)); }
 
 inline at::Device device(int type, int index) {

@@ -145,6 +145,8 @@ int64_t osv_fused_kernel_launches(void);  // how many fused kernels ran
 
 // Runtime settings and devices.
 char* osv_set_tf32(int enabled);
+char* osv_autocast(int cuda, int enabled, int dtype, int cache, int restore, int* was_enabled, int* was_dtype,
+                   int* was_cache);
 char* osv_set_num_threads(int n);
 char* osv_set_cudnn_benchmark(int enabled);
 

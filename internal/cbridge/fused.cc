@@ -300,7 +300,8 @@ extern "C" {
 char* osv_group_norm_act(osv_tensor* x, int64_t groups, osv_tensor* w, osv_tensor* b, double eps, osv_tensor* bias,
                          int act, osv_tensor** out) {
   OSV_TRY
-  *out = osv::wrap(group_norm_act(osv::ref(x), groups, osv::opt(w), osv::opt(b), eps, undefined_or(bias), act));
+  const c10::optional<at::Tensor> W = osv::opt(w);
+  *out = osv::wrap(group_norm_act(osv::in_weights_dtype(osv::ref(x), W), groups, W, osv::opt(b), eps, undefined_or(bias), act));
   OSV_CATCH
 }
 

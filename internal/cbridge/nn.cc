@@ -104,14 +104,15 @@ char* osv_linear(osv_tensor* x, osv_tensor* w, osv_tensor* b, osv_tensor** out) 
 
 char* osv_group_norm(osv_tensor* x, int64_t groups, osv_tensor* w, osv_tensor* b, double eps, osv_tensor** out) {
   OSV_TRY
-  *out = osv::wrap(osv::group_norm(osv::ref(x), groups, osv::opt(w), osv::opt(b), eps));
+  const c10::optional<at::Tensor> W = osv::opt(w);
+  *out = osv::wrap(osv::group_norm(osv::in_weights_dtype(osv::ref(x), W), groups, W, osv::opt(b), eps));
   OSV_CATCH
 }
 
 char* osv_layer_norm(osv_tensor* x, const int64_t* shape, int n, osv_tensor* w, osv_tensor* b, double eps,
                      osv_tensor** out) {
   OSV_TRY
-  const at::Tensor& X = osv::ref(x);
+  const at::Tensor X = osv::in_weights_dtype(osv::ref(x), osv::opt(w));
   at::Tensor y;
   if (!(opt_fused_layer_norm.load() != 0 && n == 1 && X.dim() >= 1 && shape[0] == X.size(-1) &&
         osv::layer_norm_fused(X, osv::opt(w), osv::opt(b), eps, &y)))

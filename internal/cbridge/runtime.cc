@@ -3,6 +3,7 @@
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 
 #include <cstdlib>
 #include <thread>
@@ -50,7 +51,73 @@ void osv::sync_threads() {
   }
 }
 
+namespace {
+
+// This thread's autocast state for one device type, in the API of the
+// libtorch at hand (one function per device type before 2.4).
+struct autocast_state {
+  bool enabled;
+  at::ScalarType dtype;
+  bool cache;
+};
+
+autocast_state autocast_get(bool cuda) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const auto t = cuda ? at::kCUDA : at::kCPU;
+  return {at::autocast::is_autocast_enabled(t), at::autocast::get_autocast_dtype(t),
+          at::autocast::is_autocast_cache_enabled()};
+#else
+  if (cuda) return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype(), at::autocast::is_autocast_cache_enabled()};
+  return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype(), at::autocast::is_autocast_cache_enabled()};
+#endif
+}
+
+void autocast_set(bool cuda, const autocast_state& st) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const auto t = cuda ? at::kCUDA : at::kCPU;
+  at::autocast::set_autocast_dtype(t, st.dtype);
+  at::autocast::set_autocast_enabled(t, st.enabled);
+#else
+  if (cuda) {
+    at::autocast::set_autocast_gpu_dtype(st.dtype);
+    at::autocast::set_enabled(st.enabled);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(st.dtype);
+    at::autocast::set_cpu_enabled(st.enabled);
+  }
+#endif
+  at::autocast::set_autocast_cache_enabled(st.cache);
+}
+
+}  // namespace
+
 extern "C" {
+
+// osv_autocast sets the calling thread's autocast for CPU (cuda 0) or CUDA
+// (1): on with dtype (float16 or bfloat16), its cache of cast weights off
+// (a CUDA graph may record what runs), or back to the state a previous call
+// returned (restore 1: enabled, dtype and cache as given). It writes the
+// state it replaced, and clears the cache of cast weights.
+char* osv_autocast(int cuda, int enabled, int dtype, int cache, int restore, int* was_enabled, int* was_dtype,
+                   int* was_cache) {
+  OSV_TRY
+  const autocast_state prev = autocast_get(cuda != 0);
+  autocast_state next = prev;
+  if (restore != 0) {
+    next = {enabled != 0, osv::scalar_type(dtype), cache != 0};
+  } else {
+    const at::ScalarType st = osv::scalar_type(dtype);
+    if (enabled != 0 && st != at::kHalf && st != at::kBFloat16)
+      throw std::invalid_argument("autocast: the dtype must be float16 or bfloat16");
+    next = {enabled != 0, enabled != 0 ? st : prev.dtype, enabled != 0 ? false : prev.cache};
+  }
+  autocast_set(cuda != 0, next);
+  at::autocast::clear_cache();
+  *was_enabled = prev.enabled ? 1 : 0;
+  *was_dtype = static_cast<int>(prev.dtype);
+  *was_cache = prev.cache ? 1 : 0;
+  OSV_CATCH
+}
 
 char* osv_set_tf32(int enabled) {
   OSV_TRY

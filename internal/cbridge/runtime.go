@@ -15,6 +15,38 @@ func SetTF32(enabled bool) error {
 	return status(C.osv_set_tf32(e))
 }
 
+// AutocastState is one thread's autocast setting for a device type.
+type AutocastState struct {
+	Enabled bool
+	DType   int
+	Cache   bool
+}
+
+// Autocast turns the calling thread's autocast for CPU or CUDA on with
+// dtype (its cache of cast weights off), or off, and returns the state it
+// replaced.
+func Autocast(cuda, enabled bool, dtype int) (AutocastState, error) {
+	return autocast(cuda, AutocastState{Enabled: enabled, DType: dtype}, false)
+}
+
+// RestoreAutocast sets the calling thread's autocast back to st.
+func RestoreAutocast(cuda bool, st AutocastState) error {
+	_, err := autocast(cuda, st, true)
+	return err
+}
+
+func autocast(cuda bool, st AutocastState, restore bool) (AutocastState, error) {
+	b := func(v bool) C.int {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	var en, dt, cache C.int
+	err := status(C.osv_autocast(b(cuda), b(st.Enabled), C.int(st.DType), b(st.Cache), b(restore), &en, &dt, &cache))
+	return AutocastState{Enabled: en != 0, DType: int(dt), Cache: cache != 0}, err
+}
+
 // SetNumThreads sets libtorch's intra-op CPU thread count.
 func SetNumThreads(n int) error { return status(C.osv_set_num_threads(C.int(n))) }
 

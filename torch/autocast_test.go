@@ -1,0 +1,57 @@
+package torch
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Under Autocast a product of float32 tensors comes out in the chosen
+// dtype and agrees with the float32 product to that dtype's rounding; the
+// state is the caller's again afterwards, also after a nested call, an
+// error or a panic in f; a dtype without autocast support is refused
+// before f runs.
+func TestAutocast(t *testing.T) {
+	dev := fusedDevice()
+	s := NewScope()
+	defer s.Close()
+	g, err := NewGenerator(3)
+	require.NoError(t, err)
+	defer g.Close()
+	a, err := g.Randn(s, []int64{8, 16}, Float32, dev)
+	require.NoError(t, err)
+	b, err := g.Randn(s, []int64{16, 4}, Float32, dev)
+	require.NoError(t, err)
+	plain := s.Matmul(a, b)
+	require.Equal(t, Float32, plain.DType())
+	want := float64s(t, plain)
+
+	var inner, outer DType
+	require.NoError(t, Autocast(dev, BFloat16, func() error {
+		y := s.Matmul(a, b)
+		outer = y.DType()
+		require.Less(t, relL2To(t, y, want), 1e-2)
+		require.NoError(t, Autocast(dev, BFloat16, func() error {
+			inner = s.Matmul(a, b).DType()
+			return nil
+		}))
+		require.Equal(t, BFloat16, s.Matmul(a, b).DType(), "still on after the nested call")
+		return nil
+	}))
+	require.Equal(t, BFloat16, outer)
+	require.Equal(t, BFloat16, inner)
+	require.Equal(t, Float32, s.Matmul(a, b).DType(), "off again after the call")
+
+	sentinel := errors.New("from f")
+	require.ErrorIs(t, Autocast(dev, BFloat16, func() error { return sentinel }), sentinel)
+	require.Equal(t, Float32, s.Matmul(a, b).DType(), "off again after an error")
+	require.Panics(t, func() {
+		_ = Autocast(dev, BFloat16, func() error { panic("in f") })
+	})
+	require.Equal(t, Float32, s.Matmul(a, b).DType(), "off again after a panic")
+
+	ran := false
+	require.ErrorContains(t, Autocast(dev, Float32, func() error { ran = true; return nil }), "want bfloat16 or float16")
+	require.False(t, ran)
+}
