@@ -312,11 +312,11 @@ func newTeacherTrainer(u *unet.Model, wc world.Config, o teacherOptions, seed ui
 			made.close()
 		}
 	}()
-	for _, p := range u.Params().List() {
-		if err := p.T.SetRequiresGrad(true); err != nil {
+	tt.params = paramList(u)
+	for _, p := range tt.params {
+		if err := p.SetRequiresGrad(true); err != nil {
 			return nil, err
 		}
-		tt.params = append(tt.params, p.T)
 	}
 	if tt.opt, err = torch.NewAdamW(tt.params, o.LR, 0.9, 0.999, 1e-8, 0); err != nil {
 		return nil, err
