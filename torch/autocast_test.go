@@ -55,3 +55,34 @@ func TestAutocast(t *testing.T) {
 	require.ErrorContains(t, Autocast(dev, Float32, func() error { ran = true; return nil }), "want bfloat16 or float16")
 	require.False(t, ran)
 }
+
+// A normalisation handed a lower-precision input beside float32 weights,
+// as autocast does, runs in float32: its result is float32 and equals the
+// normalisation of the input converted to float32.
+func TestNormsRunInTheWeightsDType(t *testing.T) {
+	dev := fusedDevice()
+	s := NewScope()
+	defer s.Close()
+	g, err := NewGenerator(4)
+	require.NoError(t, err)
+	defer g.Close()
+	randn := func(shape ...int64) *Tensor {
+		x, err := g.Randn(s, shape, Float32, dev)
+		require.NoError(t, err)
+		return x
+	}
+	x := s.Cast(randn(2, 64, 4, 4), BFloat16)
+	x32 := s.Cast(x, Float32)
+	w, b := randn(64), randn(64)
+	for _, c := range []struct {
+		name      string
+		got, want *Tensor
+	}{
+		{"group norm", s.GroupNorm(x, 32, w, b, 1e-5), s.GroupNorm(x32, 32, w, b, 1e-5)},
+		{"group norm + SiLU", s.GroupNormAct(x, 32, w, b, 1e-5, nil, true), s.GroupNormAct(x32, 32, w, b, 1e-5, nil, true)},
+		{"layer norm", s.LayerNorm(s.Reshape(x, 2, 16, 64), []int64{64}, w, b, 1e-5), s.LayerNorm(s.Reshape(x32, 2, 16, 64), []int64{64}, w, b, 1e-5)},
+	} {
+		require.Equal(t, Float32, c.got.DType(), c.name)
+		require.Less(t, relL2To(t, c.got, float64s(t, c.want)), 1e-6, c.name)
+	}
+}
