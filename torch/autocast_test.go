@@ -14,15 +14,8 @@ import (
 // before f runs.
 func TestAutocast(t *testing.T) {
 	dev := fusedDevice()
-	s := NewScope()
-	defer s.Close()
-	g, err := NewGenerator(3)
-	require.NoError(t, err)
-	defer g.Close()
-	a, err := g.Randn(s, []int64{8, 16}, Float32, dev)
-	require.NoError(t, err)
-	b, err := g.Randn(s, []int64{16, 4}, Float32, dev)
-	require.NoError(t, err)
+	s, randn := normalTensors(t, 3, dev)
+	a, b := randn(8, 16), randn(16, 4)
 	plain := s.Matmul(a, b)
 	require.Equal(t, Float32, plain.DType())
 	want := float64s(t, plain)
@@ -60,17 +53,7 @@ func TestAutocast(t *testing.T) {
 // as autocast does, runs in float32: its result is float32 and equals the
 // normalisation of the input converted to float32.
 func TestNormsRunInTheWeightsDType(t *testing.T) {
-	dev := fusedDevice()
-	s := NewScope()
-	defer s.Close()
-	g, err := NewGenerator(4)
-	require.NoError(t, err)
-	defer g.Close()
-	randn := func(shape ...int64) *Tensor {
-		x, err := g.Randn(s, shape, Float32, dev)
-		require.NoError(t, err)
-		return x
-	}
+	s, randn := normalTensors(t, 4, fusedDevice())
 	x := s.Cast(randn(2, 64, 4, 4), BFloat16)
 	x32 := s.Cast(x, Float32)
 	w, b := randn(64), randn(64)
@@ -84,5 +67,22 @@ func TestNormsRunInTheWeightsDType(t *testing.T) {
 	} {
 		require.Equal(t, Float32, c.got.DType(), c.name)
 		require.Less(t, relL2To(t, c.got, float64s(t, c.want)), 1e-6, c.name)
+	}
+}
+
+// normalTensors is a scope and a source of float32 standard-normal tensors
+// on dev from a generator seeded with seed, both released when the test
+// ends.
+func normalTensors(t *testing.T, seed uint64, dev Device) (*Scope, func(shape ...int64) *Tensor) {
+	t.Helper()
+	s := NewScope()
+	t.Cleanup(s.Close)
+	g, err := NewGenerator(seed)
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+	return s, func(shape ...int64) *Tensor {
+		x, err := g.Randn(s, shape, Float32, dev)
+		require.NoError(t, err)
+		return x
 	}
 }
