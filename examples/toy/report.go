@@ -203,7 +203,7 @@ func (o *experiment) report(res *results) string {
 	if o.Quick {
 		fmt.Fprintf(&b, "**Smoke-test settings (-quick): these numbers mean nothing.**\n\n")
 	}
-	fmt.Fprintf(&b, "Every number below was printed by examples/toy, in the phases listed under \"Commands\", on %s; the table is `toy table` over the work folder. Each student row gives the mean ± the sample standard deviation over the seeds named in its `seeds` column (the seeds of the student trainings; the teacher is shared and trained with seed %d); the held-out clips and the sampling noise are the same for every row.\n\n", res.teacher.Device, o.Seeds[0])
+	fmt.Fprintf(&b, "Every number below was printed by examples/toy, in the phases listed under \"Commands\", on %s; the table is `toy table` over the work folder. Each student row gives the mean ± the sample standard deviation over the seeds named in its `seeds` column (the seeds of the student trainings; the teacher is shared, and its training's data seed was %d); the held-out clips and the sampling noise are the same for every row.\n\n", res.teacher.Device, res.teacher.Seed)
 	fmt.Fprintf(&b, "## Setting\n\n")
 	// The settings each phase ran with, which may differ from this
 	// command's.

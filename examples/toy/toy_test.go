@@ -204,17 +204,17 @@ func runDemoChecks(t *testing.T, n int, sm sampler) demoReport {
 // the numbers measured on the CPU, and every other check must pass.
 // Over 16 held-out clips, the distilled toy student reaches:
 //
-//	1 step:     held 0.62, worst frame crisp 0.000, smoothness 2.33 (true 1.41), FD 459.7 against the still video's 51.1
-//	1 step+TTS: held 0.66, worst frame crisp 0.228, smoothness 2.40 (true 1.41), FD 443.2 against 51.1
+//	1 step:     held 0.67, worst frame crisp 0.002, smoothness 2.21 (true 1.41), FD 276.3 against the still video's 51.1
+//	1 step+TTS: held 0.67, worst frame crisp 0.198, smoothness 2.39 (true 1.41), FD 240.4 against 51.1
 //
 // so "held", "crisp", "smoothness" and "FD" stay unmet (the bar asks 0.9,
 // 0.9, at most 0.75 above the true smoothness, and 0.2× the still video's
 // FD). The student distilled from the teacher before its part 3 met the
 // smoothness bar here (2.02 and 2.07), though over the 128 clips of the
-// results table the two students' smoothness is the same (3.15 against
-// 3.17 ± 0.14 at 1 step). Below the bar, held must stay above 0.4, so that
-// a student whose objects fade (held 0.00 in TestDemoChecksRejectBadClips)
-// fails here too.
+// results table the students' smoothness is alike (2.82 ± 0.18 now,
+// 3.17 ± 0.14 then, at 1 step). Below the bar, held must stay above 0.4,
+// so that a student whose objects fade (held 0.00 in
+// TestDemoChecksRejectBadClips) fails here too.
 var demoModelUnmet = []string{"held", "crisp", "smoothness", "FD"}
 
 const demoModelMinHeld = 0.4
@@ -233,8 +233,8 @@ func TestDemoModelMoves(t *testing.T) {
 }
 
 // The GIF make demo writes, measured (CPU): every object kept, centres off
-// by 0.60 px, background 0.0132, speed 3.13, but its worst frame's
-// crispness is 0.589 against the bar's 0.9.
+// by 0.67 px, background 0.0058, speed 2.64, but its worst frame's
+// crispness is 0.718 against the bar's 0.9.
 var demoGIFUnmet = []string{"crisp"}
 
 // The demo command writes a GIF whose frames, decoded, hold every object
