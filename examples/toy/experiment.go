@@ -359,7 +359,8 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 }
 
 // freshTeacher is the teacher before its training: random weights, or
-// TeacherInit's, which must have the toy teacher's configuration.
+// TeacherInit's, which must have the toy teacher's configuration, or
+// that configuration at half the block widths (then widened, widenInto).
 func (o *experiment) freshTeacher() (*unet.Model, error) {
 	cfg := teacherUNet(o.World, o.blocks())
 	if o.TeacherInit == "" {
@@ -372,11 +373,39 @@ func (o *experiment) freshTeacher() (*unet.Model, error) {
 	shape := func(c unet.Config) string {
 		return fmt.Sprintf("sample %d, channels %d → %d, blocks %v, frames %d", c.SampleSize, c.InChannels, c.OutChannels, c.BlockOutChannels, c.NumFrames)
 	}
-	if got, want := shape(u.Config), shape(cfg); got != want {
-		u.Close()
-		return nil, fmt.Errorf("-teacher-init %s: its UNet (%s) is not this world's toy teacher (%s)", o.TeacherInit, got, want)
+	got, want := shape(u.Config), shape(cfg)
+	if got == want {
+		return u, nil
 	}
-	return u, nil
+	defer u.Close()
+	half := u.Config
+	half.BlockOutChannels = slices.Clone(cfg.BlockOutChannels)
+	for i := range half.BlockOutChannels {
+		half.BlockOutChannels[i] /= 2
+	}
+	if shape(u.Config) != shape(half) || !slices.Equal(cfg.BlockOutChannels, doubled(u.Config.BlockOutChannels)) {
+		return nil, fmt.Errorf("-teacher-init %s: its UNet (%s) is not this world's toy teacher (%s), nor one of half its widths", o.TeacherInit, got, want)
+	}
+	// Twice the init's widths: the wider teacher starts computing what
+	// the init computes.
+	w, err := unet.New(cfg, unet.WithDevice(o.Device), unet.WithSeed(o.Seeds[0]))
+	if err != nil {
+		return nil, err
+	}
+	if err := widenInto(w, u); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("-teacher-init %s: %w", o.TeacherInit, err)
+	}
+	return w, nil
+}
+
+// doubled is every width twice.
+func doubled(ws []int64) []int64 {
+	out := make([]int64, len(ws))
+	for i, w := range ws {
+		out[i] = 2 * w
+	}
+	return out
 }
 
 // teacherProgress is an unfinished teacher's state between commands.

@@ -141,7 +141,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.Float64Var(&o.PMean, "p-mean", o.PMean, "the teacher's noise levels: ln σ ~ N(p-mean, p-std²)")
 	fs.Float64Var(&o.PStd, "p-std", o.PStd, "see -p-mean")
 	fs.StringVar(&o.TeacherInit, "teacher-init", "", "start the teacher's training from this UNet folder (examples/toy/teacher, say) instead of random weights")
-	blocks := fs.String("teacher-blocks", "64,64", "the teacher's two block widths (multiples of 32), for a teacher trained from random weights; -teacher-init's must match")
+	blocks := fs.String("teacher-blocks", "64,64", "the teacher's two block widths (multiples of 32); -teacher-init's must match them, or be half of them (its weights are then widened, each channel doubled, so that the wider teacher starts computing what it computes)")
 	fs.BoolVar(&o.TeacherGraph, "teacher-graph", true, "on CUDA, record the teacher's step once as a CUDA graph and replay it (its noise is then drawn on the device)")
 	fs.BoolVar(&o.Stage2Graphs, "stage2-graphs", true, "on CUDA with -stage2-record=false, replay stage 2's teacher and θ⁻ calls from recorded CUDA graphs (osv.TrainConfig.GraphDenoisers)")
 	fs.BoolVar(&o.Stage2Record, "stage2-record", true, "on CUDA, record stage 2's whole step once as a CUDA graph and replay it (osv.TrainConfig.GraphStep)")

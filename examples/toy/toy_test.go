@@ -469,7 +469,8 @@ func TestTeacherEMA(t *testing.T) {
 }
 
 // -teacher-init starts the teacher from a trained one: the run says so,
-// and a UNet of another shape is refused by name.
+// a UNet of another shape is refused by name, and one of half the widths
+// is widened.
 func TestTeacherInit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -499,6 +500,15 @@ func TestTeacherInit(t *testing.T) {
 	other = next
 	other.Work, other.TeacherBlocks = t.TempDir(), []int64{64, 64}
 	require.ErrorContains(t, other.teacherPhase(t.Context(), e), "blocks [32 64]")
+	// Twice the init's widths: widened (TestWidenKeepsTheFunction), then
+	// trained.
+	wider := next
+	wider.Work, wider.TeacherBlocks = t.TempDir(), []int64{64, 128}
+	require.NoError(t, wider.teacherPhase(t.Context(), e))
+	w, err := unet.Load(wider.teacherDir())
+	require.NoError(t, err)
+	require.Equal(t, []int64{64, 128}, w.Config.BlockOutChannels)
+	w.Close()
 }
 
 // The command line names its phases and jobs.
