@@ -203,6 +203,9 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			return err
 		}
 		run.Stages, run.Loss = prev.Stages, prev.Loss
+		if !prev.Started.IsZero() {
+			run.Started = prev.Started
+		}
 	} else {
 		ckpt, progPath := filepath.Join(o.Work, "teacher-ckpt"), filepath.Join(o.Work, "teacher-progress.json")
 		emaCkpt := filepath.Join(o.Work, "teacher-ckpt-ema")
@@ -240,7 +243,7 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 					return err
 				}
 			}
-			prog = teacherProgress{Steps: o.TeacherSteps, Batch: o.TeacherBatch, From: o.TeacherInit, EMA: o.TeacherEMA}
+			prog = teacherProgress{Steps: o.TeacherSteps, Batch: o.TeacherBatch, From: o.TeacherInit, EMA: o.TeacherEMA, Started: run.Started}
 		}
 		defer func() {
 			if ema != nil {
@@ -288,6 +291,9 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 			return errTeacherUnfinished
 		}
 		run.Loss = res.Loss
+		if !prog.Started.IsZero() { // the first command's start, not this one's
+			run.Started = prog.Started
+		}
 		start := "from scratch"
 		if prog.From != "" {
 			start = "continued from " + prog.From
@@ -416,7 +422,8 @@ type teacherProgress struct {
 	TailN              int
 	Wall               time.Duration
 	PeakGiB            float64
-	EMA                float64 // the decay of the weights' moving average (0: none)
+	EMA                float64   // the decay of the weights' moving average (0: none)
+	Started            time.Time // when the first command of the training started
 }
 
 // errTeacherUnfinished stops the phases after a teacher that ran out of

@@ -358,9 +358,13 @@ func TestTeacherResumes(t *testing.T) {
 	e, done, err := o.setup(&log, "log.txt")
 	require.NoError(t, err)
 	defer done()
+	var firstEnded time.Time // the teacher's run is dated by its first command
 	for i := 1; i < 3; i++ {
 		require.ErrorIs(t, o.teacherPhase(t.Context(), e), errTeacherUnfinished, "command %d", i)
 		require.Contains(t, string(log), fmt.Sprintf("teacher: %d of 3 steps", i))
+		if i == 1 {
+			firstEnded = time.Now()
+		}
 	}
 	require.Contains(t, string(log), "teacher: resuming at step 1 of 3")
 	other := o
@@ -375,6 +379,7 @@ func TestTeacherResumes(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 3, r.Stages[0].Steps)
 	require.Positive(t, r.Loss)
+	require.True(t, r.Started.Before(firstEnded), "the run started %v, with its first command, which ended %v", r.Started, firstEnded)
 	var names []string
 	for _, row := range r.Rows {
 		names = append(names, row.Name)
