@@ -69,6 +69,7 @@ type stageResult struct {
 	Wall    time.Duration
 	PeakGiB float64
 	Last    osv.Metrics
+	Started time.Time // when its first command started training it
 }
 
 // student is a distilled model ready for sampling: the teacher's weights
@@ -170,12 +171,16 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		}
 	}
 	t0 := time.Now()
+	res.Started = before.Started
+	if res.Started.IsZero() {
+		res.Started = t0.UTC()
+	}
 	spent := func() time.Duration { return before.Wall + time.Since(t0) }
 	save := func(steps int, done bool) error {
 		if st.Progress == "" {
 			return nil
 		}
-		return saveProgress(st.Progress, out.trainer, clips, g, progress{Steps: steps, Wall: spent(), Done: done})
+		return saveProgress(st.Progress, out.trainer, clips, g, progress{Steps: steps, Wall: spent(), Done: done, Started: res.Started})
 	}
 	res.Steps = before.Steps
 	for step := before.Steps + 1; !before.Done; step++ {

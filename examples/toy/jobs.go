@@ -89,6 +89,9 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 			name = fmt.Sprintf("%s: stage %d (%d of %d)", j.label, sr.Stage, i+1, len(j.stages))
 		}
 		run.Stages = append(run.Stages, stageLine{name, res.Steps, res.Wall, res.PeakGiB})
+		if i == 0 && res.Started.Before(run.Started) { // resumed: dated by its first command
+			run.Started = res.Started
+		}
 	}
 	defer st.Close()
 	for _, sm := range j.samplers {

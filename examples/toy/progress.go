@@ -27,6 +27,8 @@ type progress struct {
 	Wall  time.Duration // training time spent, over every command
 	Clips []byte        // the clip sampler's PCG state
 	Done  bool          // the stage finished training (its evaluation may not have)
+	// Started is when the stage's first command started training it.
+	Started time.Time
 }
 
 // saveProgress writes a stage's progress under base.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -32,6 +33,7 @@ func TestStageResumes(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(stopped.Work, "teacher.json"), b, 0o644))
 
 	err = stopped.seedPhase(stopAfter(t, 2), e, 1, []string{"stage1"})
+	firstEnded := time.Now() // the job's run is dated by this first command
 	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorContains(t, err, "stopped after step 2")
 	base := progressBase(stopped.Work, 1, "stage1", 0)
@@ -53,6 +55,7 @@ func TestStageResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, 4, c.Stages[0].Steps)
+	require.True(t, c.Started.Before(firstEnded), "the job started %v, with its first command, which ended %v", c.Started, firstEnded)
 	require.Len(t, c.Rows, len(a.Rows))
 	for i := range a.Rows {
 		require.Equal(t, a.Rows[i].FD, c.Rows[i].FD, a.Rows[i].Name)
