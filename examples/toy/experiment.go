@@ -384,12 +384,9 @@ func (o *experiment) freshTeacher() (*unet.Model, error) {
 		return u, nil
 	}
 	defer u.Close()
-	half := u.Config
-	half.BlockOutChannels = slices.Clone(cfg.BlockOutChannels)
-	for i := range half.BlockOutChannels {
-		half.BlockOutChannels[i] /= 2
-	}
-	if shape(u.Config) != shape(half) || !slices.Equal(cfg.BlockOutChannels, doubled(u.Config.BlockOutChannels)) {
+	narrower := cfg // the toy teacher at the init's widths
+	narrower.BlockOutChannels = u.Config.BlockOutChannels
+	if got != shape(narrower) || !slices.Equal(cfg.BlockOutChannels, doubled(u.Config.BlockOutChannels)) {
 		return nil, fmt.Errorf("-teacher-init %s: its UNet (%s) is not this world's toy teacher (%s), nor one of half its widths", o.TeacherInit, got, want)
 	}
 	// Twice the init's widths: the wider teacher starts computing what
