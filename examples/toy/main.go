@@ -12,6 +12,7 @@
 //
 //	go run -tags cuda ./examples/toy teacher -device cuda -work W -teacher-steps 6000 -teacher-budget 8m   # again until it finishes
 //	go run -tags cuda ./examples/toy teacher -device cuda -work W2 -teacher-init examples/toy/teacher -teacher-steps 10000 -teacher-budget 8m   # train the committed teacher on
+//	go run -tags cuda ./examples/toy teacher -device cuda -work W3 -teacher-init examples/toy/teacher -teacher-blocks 128,128 -teacher-autocast -teacher-steps 7000 -teacher-budget 8m   # at twice its widths, starting from its function
 //	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs stage1,osv
 //	go run ./examples/toy table -work W -out docs/toy
 //	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
