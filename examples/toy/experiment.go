@@ -47,6 +47,7 @@ type experiment struct {
 	Rank                       int64
 	LR, DiscLR                 float64
 	MaxGuidance                float64
+	GuidanceRows               []float64 // more last-frame guidances the teacher is evaluated at, 25 steps each
 	EvalClips, EvalBatch       int
 	Seeds                      []uint64 // the students' seeds; the teacher uses the first
 	Quick                      bool
@@ -360,6 +361,13 @@ func (o *experiment) teacherPhase(ctx context.Context, e *env) error {
 				return err
 			}
 		}
+	}
+	for _, g := range o.GuidanceRows {
+		r, err := o.eval(es, u, fmt.Sprintf("teacher, 25 steps (guidance 1→%g)", g), teacherSampler(25, 1, g), e.log)
+		if err != nil {
+			return err
+		}
+		run.Rows = append(run.Rows, r)
 	}
 	return writeRun(path, run)
 }

@@ -150,6 +150,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.Int64Var(&o.ShortAttention, "short-attn", 32, "on CUDA, attention over at most this many tokens (the temporal layers' 8 frames) in its math form instead of a fused kernel (torch.SetShortAttention); 0: fused kernels always")
 	fs.BoolVar(&o.FusedLayerNorm, "fused-ln", false, "on CUDA, LayerNorm as the bridge's fused kernel where autograd records nothing (torch.SetFusedLayerNorm): stage 2's teacher and θ⁻ calls and the evaluations")
 	fs.Float64Var(&o.MaxGuidance, "max-guidance", o.MaxGuidance, "the teacher's guidance on the last frame (it rises linearly from 1 on the first), in its samples and in stage 2's solver")
+	guidances := fs.String("teacher-guidance-rows", "", "also evaluate the teacher at 25 steps with these last-frame guidances, comma-separated (3,4, say), each a row of its own")
 	fs.IntVar(&o.Stage1Steps, "stage1-steps", o.Stage1Steps, "OSV stage-1 steps")
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")
@@ -172,6 +173,9 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	}
 	if !(o.MaxGuidance >= 1) || math.IsInf(o.MaxGuidance, 0) {
 		return o, f, fmt.Errorf("-max-guidance %g: want a finite value of at least 1", o.MaxGuidance)
+	}
+	if o.GuidanceRows, err = parseGuidances(*guidances, o.MaxGuidance); err != nil {
+		return o, f, err
 	}
 	f.seed, f.seeds = *seed, *seeds
 	if *jobs != "" {
@@ -204,4 +208,25 @@ func settingsOf(command string) (experiment, error) {
 		return o, fmt.Errorf("recorded command %q: %w", command, err)
 	}
 	return o, nil
+}
+
+// parseGuidances reads -teacher-guidance-rows: finite guidances of at
+// least 1, none of them -max-guidance (whose rows the teacher has anyway)
+// nor repeated.
+func parseGuidances(list string, maxGuidance float64) ([]float64, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var gs []float64
+	for _, f := range strings.Split(list, ",") {
+		g, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(g >= 1) || math.IsInf(g, 0) {
+			return nil, fmt.Errorf("-teacher-guidance-rows %q: want finite guidances of at least 1, comma-separated", list)
+		}
+		if g == maxGuidance || slices.Contains(gs, g) {
+			return nil, fmt.Errorf("-teacher-guidance-rows %q: %g is -max-guidance's or given twice", list, g)
+		}
+		gs = append(gs, g)
+	}
+	return gs, nil
 }

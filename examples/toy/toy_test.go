@@ -492,11 +492,18 @@ func TestTeacherInit(t *testing.T) {
 
 	next := first
 	next.Work, next.TeacherInit = t.TempDir(), first.teacherDir()
+	next.GuidanceRows = []float64{3} // -teacher-guidance-rows: a row of its own
 	require.NoError(t, next.teacherPhase(t.Context(), e))
 	r, ok, err := readRun(filepath.Join(next.Work, "teacher.json"))
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Contains(t, r.Stages[0].Name, "continued from "+first.teacherDir())
+	var names []string
+	for _, row := range r.Rows {
+		names = append(names, row.Name)
+	}
+	require.Contains(t, names, "teacher, 25 steps (guidance 1→3)")
+	require.Contains(t, names, "teacher, 25 steps (guidance 1→2)")
 
 	other := next
 	other.Work = t.TempDir()
@@ -524,9 +531,13 @@ func TestCommandLine(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-seeds", "1,x"}, &log, &log), "-seeds")
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-blocks", "64,48"}, &log, &log), "-teacher-blocks")
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-max-guidance", "0.5"}, &log, &log), "-max-guidance 0.5")
-	o, _, err := parseExperiment("teacher", []string{"-max-guidance", "3"}, io.Discard)
+	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,0.5"}, &log, &log), `-teacher-guidance-rows "3,0.5"`)
+	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,2"}, &log, &log), "2 is -max-guidance's")
+	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,3"}, &log, &log), "given twice")
+	o, _, err := parseExperiment("teacher", []string{"-max-guidance", "3", "-teacher-guidance-rows", "2, 4.5"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, 3.0, o.MaxGuidance)
+	require.Equal(t, []float64{2, 4.5}, o.GuidanceRows)
 	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel"}, jobNames())
 }
 
