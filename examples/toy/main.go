@@ -171,7 +171,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	if o.TeacherBlocks, err = parseWidths("-teacher-blocks", *blocks); err != nil {
 		return o, f, err
 	}
-	if !(o.MaxGuidance >= 1) || math.IsInf(o.MaxGuidance, 0) {
+	if !guidanceOK(o.MaxGuidance) {
 		return o, f, fmt.Errorf("-max-guidance %g: want a finite value of at least 1", o.MaxGuidance)
 	}
 	if o.GuidanceRows, err = parseGuidances(*guidances, o.MaxGuidance); err != nil {
@@ -210,6 +210,10 @@ func settingsOf(command string) (experiment, error) {
 	return o, nil
 }
 
+// guidanceOK reports whether g is a guidance scale the flags accept: finite
+// and at least 1.
+func guidanceOK(g float64) bool { return g >= 1 && !math.IsInf(g, 0) }
+
 // parseGuidances reads -teacher-guidance-rows: finite guidances of at
 // least 1, none of them -max-guidance (whose rows the teacher has anyway)
 // nor repeated.
@@ -220,7 +224,7 @@ func parseGuidances(list string, maxGuidance float64) ([]float64, error) {
 	var gs []float64
 	for _, f := range strings.Split(list, ",") {
 		g, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || !(g >= 1) || math.IsInf(g, 0) {
+		if err != nil || !guidanceOK(g) {
 			return nil, fmt.Errorf("-teacher-guidance-rows %q: want finite guidances of at least 1, comma-separated", list)
 		}
 		if g == maxGuidance || slices.Contains(gs, g) {
