@@ -120,3 +120,16 @@ func TestProgressMismatch(t *testing.T) {
 	require.ErrorContains(t, err, "stage1.part1.safetensors holds step 2")
 	require.ErrorContains(t, err, "says 1")
 }
+
+// A run overlaps another when it starts before the other's stages end;
+// one that starts as another ends does not.
+func TestSideBySide(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC)
+	run := func(start, wall time.Duration) runFile {
+		return runFile{Started: t0.Add(start), Stages: []stageLine{{Wall: wall / 2}, {Wall: wall / 2}}}
+	}
+	require.Equal(t, 0, sideBySide(nil))
+	require.Equal(t, 0, sideBySide([]runFile{run(0, time.Minute), run(time.Minute, time.Minute)}))
+	require.Equal(t, 2, sideBySide([]runFile{run(0, time.Minute), run(59*time.Second, time.Minute), run(3*time.Minute, time.Minute)}))
+	require.Equal(t, 3, sideBySide([]runFile{run(0, 10*time.Minute), run(time.Minute, time.Second), run(5*time.Minute, time.Second)}))
+}

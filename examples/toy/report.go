@@ -203,7 +203,11 @@ func (o *experiment) report(res *results) string {
 	if o.Quick {
 		fmt.Fprintf(&b, "**Smoke-test settings (-quick): these numbers mean nothing.**\n\n")
 	}
-	fmt.Fprintf(&b, "Every number below was printed by examples/toy, in the phases listed under \"Commands\", on %s; the table is `toy table` over the work folder. Each student row gives the mean ± the sample standard deviation over the seeds named in its `seeds` column (the seeds of the student trainings; the teacher is shared, and its training's data seed was %d); the held-out clips and the sampling noise are the same for every row.\n\n", res.teacher.Device, res.teacher.Seed)
+	shared := fmt.Sprintf("the teacher is shared, and its training's data seed was %d", res.teacher.Seed)
+	if from, ok := strings.CutPrefix(teacherStart(res.teacher), "from the weights in "); ok && firstSteps(res.teacher) == 0 {
+		shared = "the teacher, " + from + " as it is, is shared"
+	}
+	fmt.Fprintf(&b, "Every number below was printed by examples/toy, in the phases listed under \"Commands\", on %s; the table is `toy table` over the work folder. Each student row gives the mean ± the sample standard deviation over the seeds named in its `seeds` column (the seeds of the student trainings; %s); the held-out clips and the sampling noise are the same for every row.\n\n", res.teacher.Device, shared)
 	fmt.Fprintf(&b, "## Setting\n\n")
 	// The settings each phase ran with, which may differ from this
 	// command's.
@@ -245,6 +249,9 @@ func (o *experiment) report(res *results) string {
 	fmt.Fprintf(&b, "## Wall time of each stage\n\n| stage | seed | steps | wall time | steps/s | peak GPU memory | started |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range append([]runFile{res.teacher}, res.runs...) {
 		for _, s := range r.Stages {
+			if s.Steps == 0 {
+				continue // a teacher evaluated as it is
+			}
 			mem := "n/a"
 			if s.PeakGiB > 0 {
 				mem = fmt.Sprintf("%.2f GiB", s.PeakGiB)
@@ -252,6 +259,9 @@ func (o *experiment) report(res *results) string {
 			fmt.Fprintf(&b, "| %s | %d | %d | %.1f s | %.2f | %s | %s |\n", s.Name, r.Seed, s.Steps, s.Wall.Seconds(),
 				float64(s.Steps)/s.Wall.Seconds(), mem, r.Started.Format(time.DateTime))
 		}
+	}
+	if n := sideBySide(res.runs); n > 0 {
+		fmt.Fprintf(&b, "\n%d of these student runs overlapped in time with another: they ran side by side on the same device, each in a process of its own (examples/toy/table.sh starts a phase's jobs of every seed at once), so their wall times, steps/s and the rows' ms per clip are those of a shared device, not of one run alone.\n", n)
 	}
 	fmt.Fprintf(&b, "\n## The table\n\n%s\n", res.table())
 	if len(res.missing) > 0 {
@@ -293,6 +303,30 @@ func firstSteps(r runFile) int {
 		return 0
 	}
 	return r.Stages[0].Steps
+}
+
+// sideBySide counts the runs whose time, from their start over their
+// stages' wall time, overlaps another run's. (A run resumed across
+// commands took longer than its wall time, so this can miss overlaps but
+// never invents one.)
+func sideBySide(runs []runFile) int {
+	end := func(r runFile) time.Time {
+		var d time.Duration
+		for _, s := range r.Stages {
+			d += s.Wall
+		}
+		return r.Started.Add(d)
+	}
+	n := 0
+	for i, a := range runs {
+		for j, z := range runs {
+			if i != j && a.Started.Before(end(z)) && z.Started.Before(end(a)) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // teacherStart says where the teacher's training began: random weights,

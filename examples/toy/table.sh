@@ -5,27 +5,29 @@
 #
 #   bash examples/toy/table.sh WORK OUT [BUDGET_SECONDS]
 #
-# (SEEDS, DEVICE, TEACHER_FLAGS, EXTRA and TOY, a built binary, change the
-# defaults: seeds 1,2,3 on cuda, and the committed teacher in
-# examples/toy/teacher as it is, evaluated but not trained further;
-# TEACHER_FLAGS= trains one from random weights instead.)
+# (SEEDS, DEVICE, TEACHER_FLAGS, JOBS, EXTRA and TOY, a built binary,
+# change the defaults: seeds 1,2,3 on cuda, every job, and the committed
+# teacher in examples/toy/teacher as it is, evaluated but not trained
+# further; TEACHER_FLAGS= trains one from random weights instead. JOBS
+# names the jobs to run, comma-separated; stage1 and osv are always run.)
 #
-# The teacher first (its training resumes across commands). Then the
-# seeds, one after another: for each, the jobs that start from the teacher
-# alone (no-stage1, pixel) beside stage 1, and as soon as stage 1 is done,
-# the jobs that start from it, all together (OSV and k = 1 start together,
-# so that k = 1 gets OSV's wall time on the same loaded machine). Then the
-# table. Every job runs in a process of its own: stage 1 and the pixel
-# ablation leave the GPU idle most of the time, and the recorded stage-2
-# jobs share it. (A process holds about 6.3 GiB of GPU memory: one seed's
-# seven fit; the 21 of three seeds at once ran out of the H200's memory.)
-# A job that a command stops keeps its progress, and the next command
-# resumes it; its log grows across commands.
+# The teacher first (its training resumes across commands). Then, in three
+# phases over every seed at once, most needed first: stage 1 of every
+# seed; then OSV and k = 1 of every seed, started together so that k = 1
+# gets OSV's wall time on the same loaded machine; then the other jobs of
+# every seed (the ablations). Then the table. Every job runs in a process
+# of its own, because the recorded steps of one process leave the GPU
+# partly idle; stage-2 wall times are therefore those of a shared GPU, and
+# the jobs of one phase share it alike. (A process holds about 6.3 GiB of
+# GPU memory: 21 processes at once ran out of the H200's memory, so a
+# phase runs at most 15.) A job that a command stops keeps its progress,
+# and the next command resumes it; its log grows across commands.
 set -u
 work=${1:?work folder}
 out=${2:?output folder}
 budget=${3:-540}
 seeds=${SEEDS:-1,2,3}
+jobs=,${JOBS:-stage1,osv,k1,no-stage1,no-adv,real-data,real-low,pixel},
 start=$SECONDS
 mkdir -p "$work" "$out"
 toy=${TOY:-}
@@ -47,17 +49,18 @@ job() { # job SEED NAME: one job in its own process, within the time left
   timeout --signal=INT "$(( $(left) - 20 ))" $toy student "${common[@]}" -seed "$1" -jobs "$2" \
     >> "$work/seed-$1-$2.log" 2>&1
 }
-waitall() { local rc=0 p; for p in "$@"; do wait "$p" || rc=1; done; return $rc; }
-chain() { # chain SEED: stage 1, then the jobs that start from it
-  job "$1" stage1 || return 1
-  local pids=() j
-  for j in osv k1 no-adv real-data real-low; do job "$1" "$j" & pids+=($!); done
-  waitall "${pids[@]}"
+phase() { # phase NAME...: the named jobs of every seed at once, those JOBS selects
+  local pids=() s j rc=0 p
+  for s in ${seeds//,/ }; do
+    for j in "$@"; do
+      case $jobs in *,$j,*) ;; *) [ "$j" = stage1 ] || [ "$j" = osv ] || continue ;; esac
+      job "$s" "$j" & pids+=($!)
+    done
+  done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  [ $rc = 0 ] || { echo "$*: some jobs are unfinished: run again"; exit 1; }
 }
-for s in ${seeds//,/ }; do
-  job "$s" no-stage1 & a=$!
-  job "$s" pixel & b=$!
-  chain "$s" & c=$!
-  waitall $a $b $c || { echo "seed $s: some jobs are unfinished: run again"; exit 1; }
-done
+phase stage1
+phase osv k1
+phase no-adv real-data real-low no-stage1 pixel
 $toy table "${common[@]}" -out "$out"

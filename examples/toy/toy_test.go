@@ -505,6 +505,18 @@ func TestTeacherInit(t *testing.T) {
 	require.Contains(t, names, "teacher, 25 steps (guidance 1→3)")
 	require.Contains(t, names, "teacher, 25 steps (guidance 1→2)")
 
+	// -teacher-steps 0: the init as it is, which the report says instead of
+	// naming a data seed of a training that did not happen here.
+	asIs := next
+	asIs.Work, asIs.TeacherSteps, asIs.GuidanceRows = t.TempDir(), 0, nil
+	require.NoError(t, asIs.teacherPhase(t.Context(), e))
+	res, err := asIs.collect()
+	require.NoError(t, err)
+	report := asIs.report(res)
+	require.Contains(t, report, "the teacher, "+first.teacherDir()+" as it is, is shared")
+	require.Contains(t, report, "the weights in "+first.teacherDir()+" as they are, not trained further here")
+	require.NotContains(t, report, "data seed was")
+
 	other := next
 	other.Work = t.TempDir()
 	other.World.Size = 64
