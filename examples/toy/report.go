@@ -306,9 +306,9 @@ func firstSteps(r runFile) int {
 }
 
 // sideBySide counts the runs whose time, from their start over their
-// stages' wall time, overlaps another run's. (A run resumed across
-// commands took longer than its wall time, so this can miss overlaps but
-// never invents one.)
+// stages' wall time, overlaps another run's. It is an estimate for runs
+// resumed across commands: such a run counts as running from its first
+// start for as long as it trained, whatever the gaps between commands.
 func sideBySide(runs []runFile) int {
 	end := func(r runFile) time.Time {
 		var d time.Duration
