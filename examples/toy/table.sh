@@ -35,7 +35,8 @@ if [ -z "$toy" ]; then # build once for every process
   toy="$work/toy"
   go build -tags "${GOTAGS:-cuda}" -o "$toy" ./examples/toy || exit 1
 fi
-# EXTRA: flags for every command (say -quick for a smoke test)
+# EXTRA: flags for every command (say -quick for a smoke test, with
+# SEEDS=1: -quick keeps only the first seed)
 common=(-device "${DEVICE:-cuda}" -work "$work" -seeds "$seeds" ${EXTRA:-})
 left() { echo $(( budget - (SECONDS - start) )); }
 
