@@ -203,8 +203,10 @@ func (o *experiment) report(res *results) string {
 	if o.Quick {
 		fmt.Fprintf(&b, "**Smoke-test settings (-quick): these numbers mean nothing.**\n\n")
 	}
+	from, continued := strings.CutPrefix(teacherStart(res.teacher), "from the weights in ")
+	asIs := continued && firstSteps(res.teacher) == 0 // a teacher evaluated, not trained here
 	shared := fmt.Sprintf("the teacher is shared, and its training's data seed was %d", res.teacher.Seed)
-	if from, ok := strings.CutPrefix(teacherStart(res.teacher), "from the weights in "); ok && firstSteps(res.teacher) == 0 {
+	if asIs {
 		shared = "the teacher, " + from + " as it is, is shared"
 	}
 	fmt.Fprintf(&b, "Every number below was printed by examples/toy, in the phases listed under \"Commands\", on %s; the table is `toy table` over the work folder. Each student row gives the mean ± the sample standard deviation over the seeds named in its `seeds` column (the seeds of the student trainings; %s); the held-out clips and the sampling noise are the same for every row.\n\n", res.teacher.Device, shared)
@@ -222,8 +224,7 @@ func (o *experiment) report(res *results) string {
 		pixelMean, pixelStd, factor, latentChannel, w.Size/factor, w.Size/factor)
 	bl := t.blocks()
 	teacherArch := fmt.Sprintf("SVD's UNet code with a small config (blocks %d, %d over the %%d-channel latent; one layer each; 2 heads; stored with bfloat16 weights)", bl[0], bl[1])
-	from, continued := strings.CutPrefix(teacherStart(res.teacher), "from the weights in ")
-	if firstSteps(res.teacher) == 0 && continued {
+	if asIs {
 		fmt.Fprintf(&b, "- **Teacher**: "+teacherArch+", the weights in %s as they are, not trained further here%s. Sampled with guided Euler over %d Karras levels in [%g, %g] (guidance 1→%g over the frames).\n",
 			latentChannel, from, readmeNote(from), 25, sigmaMin, sigmaMax, t.MaxGuidance)
 	} else {
