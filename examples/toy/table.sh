@@ -19,8 +19,9 @@
 # of its own, because the recorded steps of one process leave the GPU
 # partly idle; stage-2 wall times are therefore those of a shared GPU, and
 # the jobs of one phase share it alike. (A process holds about 6.3 GiB of
-# GPU memory: 21 processes at once ran out of the H200's memory, so a
-# phase runs at most 15.) A job that a command stops keeps its progress,
+# GPU memory, and 21 processes at once ran out of the H200's memory; with
+# three seeds the largest phase is 15 processes, about 95 GiB by that
+# figure.) A job that a command stops keeps its progress,
 # and the next command resumes it; its log grows across commands.
 set -u
 work=${1:?work folder}
