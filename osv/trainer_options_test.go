@@ -332,6 +332,19 @@ func trainerSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Bat
 	return ms, ws
 }
 
+// adaptersRelL2 is the relative L2 distance of other from ref, over all their
+// tensors' values at once.
+func adaptersRelL2(ref, other [][]float64) float64 {
+	var num, den float64
+	for i := range ref {
+		for j := range ref[i] {
+			num += (ref[i][j] - other[i][j]) * (ref[i][j] - other[i][j])
+			den += ref[i][j] * ref[i][j]
+		}
+	}
+	return math.Sqrt(num / den)
+}
+
 // closeSteps requires two runs' losses, norms and adapters to agree to
 // the relative tolerance tol.
 func closeSteps(t *testing.T, plain []Metrics, pw [][]float64, other []Metrics, ow [][]float64, tol float64) {
@@ -436,14 +449,7 @@ func TestGraphStepMatchesPlain(t *testing.T) {
 			closeSteps(t, plain, nil, eager, nil, 1e-3)
 			// Adam moves a weight whose gradient is about 0 by up to the rate
 			// in either direction, so single weights are compared as a whole.
-			var num, den float64
-			for i := range pw {
-				for j := range pw[i] {
-					num += (pw[i][j] - ew[i][j]) * (pw[i][j] - ew[i][j])
-					den += pw[i][j] * pw[i][j]
-				}
-			}
-			require.Less(t, math.Sqrt(num/den), 1e-2, "the adapters, relative L2")
+			require.Less(t, adaptersRelL2(pw, ew), 1e-2, "the adapters, relative L2")
 		})
 	}
 	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
@@ -494,13 +500,6 @@ func TestGraphStepMatchesPlain(t *testing.T) {
 				require.InDelta(t, v[0], v[2], bound, "stage %d, step %d: %s (a second eager run: %g)", stage, i+1, name, v[1])
 			}
 		}
-		var num, den float64
-		for i := range ew {
-			for j := range ew[i] {
-				num += (ew[i][j] - gw[i][j]) * (ew[i][j] - gw[i][j])
-				den += ew[i][j] * ew[i][j]
-			}
-		}
-		require.Less(t, math.Sqrt(num/den), 1e-3, "stage %d: the adapters after the replay, relative L2", stage)
+		require.Less(t, adaptersRelL2(ew, gw), 1e-3, "stage %d: the adapters after the replay, relative L2", stage)
 	}
 }
