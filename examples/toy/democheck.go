@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"strings"
 
 	"github.com/onestepvideo/osv-go/examples/toy/world"
@@ -81,6 +82,7 @@ func checkClip(wc world.Config, clip world.Clip, px []float32) clipChecks {
 type demoReport struct {
 	held, crisp, start, background, speedW1, stillW1, fd, stillFD float64
 	speed, smooth, trueSpeed, trueSmooth                          float64
+	fdTerms                                                       []float64 // each feature's own Fréchet term (world.FeatureTerms), standardised as FD is
 }
 
 // scoreDemo measures generated clips px against the truth of clips.
@@ -100,6 +102,9 @@ func scoreDemo(wc world.Config, clips []world.Clip, px [][]float32) (demoReport,
 	}
 	rep := demoReport{crisp: 1, speedW1: got.SpeedW1, stillW1: ref.SpeedW1, fd: got.FD, stillFD: ref.FD,
 		speed: got.Motion.Speed, smooth: got.Motion.Smoothness}
+	if rep.fdTerms, err = es.fdTerms(px); err != nil {
+		return demoReport{}, err
+	}
 	truth := world.Summarize(es.motion)
 	rep.trueSpeed, rep.trueSmooth = truth.Speed, truth.Smoothness
 	n := float64(len(clips))
@@ -123,6 +128,21 @@ func scoreDemo(wc world.Config, clips []world.Clip, px [][]float32) (demoReport,
 func (r demoReport) String() string {
 	return fmt.Sprintf("objects held in every frame %.2f, worst frame crisp %.3f, frame-0 centres off by %.2f px on average, background %.4f; speed %.2f (true %.2f), smoothness %.2f (true %.2f), speed W1 %.2f (still %.2f), FD %.1f (still %.1f)",
 		r.held, r.crisp, r.start, r.background, r.speed, r.trueSpeed, r.smooth, r.trueSmooth, r.speedW1, r.stillW1, r.fd, r.stillFD)
+}
+
+// largestTerms names the n features with the largest FD terms, largest
+// first, with their terms.
+func (r demoReport) largestTerms(n int) string {
+	idx := make([]int, len(r.fdTerms))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return r.fdTerms[idx[a]] > r.fdTerms[idx[b]] })
+	var parts []string
+	for _, j := range idx[:min(n, len(idx))] {
+		parts = append(parts, fmt.Sprintf("%s %.1f", world.FeatureNames[j], r.fdTerms[j]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // The demo's bounds: what "every object of the first frame stays a crisp

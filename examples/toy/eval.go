@@ -66,6 +66,21 @@ func (e *evalSet) scoreClips(name string, nfe int, gen [][]float32) (row, error)
 	return r, nil
 }
 
+// fdTerms returns each feature's own Fréchet term between the true clips
+// and the generated gen, in the units FD uses (standardised by the true
+// clips' spread): which features an FD comes from.
+func (e *evalSet) fdTerms(gen [][]float32) ([]float64, error) {
+	var feats [][]float64
+	for _, px := range gen {
+		feats = append(feats, e.wc.Features(px))
+	}
+	std, err := world.Standardize(e.real, e.real, feats)
+	if err != nil {
+		return nil, err
+	}
+	return world.FeatureTerms(std[0], std[1])
+}
+
 func speeds(ms []world.Motion) []float64 {
 	out := make([]float64, len(ms))
 	for i, m := range ms {

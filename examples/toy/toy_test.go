@@ -605,3 +605,10 @@ func smallExperiment(t *testing.T) experiment {
 	o.Work, o.Out, o.Device, o.Command = t.TempDir(), t.TempDir(), "cpu", "toy (test)"
 	return o
 }
+
+func TestLargestTerms(t *testing.T) {
+	r := demoReport{fdTerms: make([]float64, len(world.FeatureNames))}
+	r.fdTerms[9], r.fdTerms[7], r.fdTerms[0] = 340.31, 45, 3
+	require.Equal(t, "persistence 340.3, speed_std 45.0, objects 3.0", r.largestTerms(3))
+	require.Equal(t, "persistence 340.3", r.largestTerms(1))
+}

@@ -427,3 +427,30 @@ func TestFrechetSeparatesVideos(t *testing.T) {
 	t.Logf("speed W1 real/real' %.3f, real/static %.3f", w, ws)
 	require.Greater(t, ws, 5*w)
 }
+
+// Each feature's term is the one-dimensional Fréchet distance, and over
+// features uncorrelated in both sets the terms add up to Frechet's.
+func TestFeatureTerms(t *testing.T) {
+	var a, b [][]float64
+	for _, s0 := range []float64{-1, 1} {
+		for _, s1 := range []float64{-1, 1} {
+			a = append(a, []float64{s0, 2 * s1})
+			b = append(b, []float64{3 + 2*s0, -1 + 0.5*s1})
+		}
+	}
+	terms, err := FeatureTerms(a, b)
+	require.NoError(t, err)
+	// Feature 0: means 0 and 3, deviations √(4/3) and 2√(4/3).
+	// Feature 1: means 0 and −1, deviations 2√(4/3) and √(1/3).
+	require.InDeltaSlice(t, []float64{9 + 4.0/3, 1 + 3}, terms, 1e-12)
+	fd, err := Frechet(a, b)
+	require.NoError(t, err)
+	require.InDelta(t, terms[0]+terms[1], fd, 1e-9)
+
+	_, err = FeatureTerms(a, [][]float64{{1, 2, 3}})
+	require.ErrorContains(t, err, "2 and 3 values")
+	_, err = FeatureTerms(nil, b)
+	require.ErrorContains(t, err, "feature set a is empty")
+	_, err = FeatureTerms(a, [][]float64{{1, math.Inf(1)}})
+	require.ErrorContains(t, err, "feature set b: row 0 value 1")
+}

@@ -167,3 +167,33 @@ func newMatrix(d int) [][]float64 {
 	}
 	return m
 }
+
+// FeatureTerms returns, for each feature, the Fréchet distance between the
+// one-dimensional Gaussians fitted to that feature alone in a and in b:
+// (μa − μb)² + (σa − σb)², with sample deviations (n − 1). Where the
+// features are uncorrelated within each set, Frechet(a, b) is their sum;
+// otherwise it says which features a distance comes from, not how much
+// exactly. Given sets standardised by one of them (Standardize), it shows
+// the features whose deviation from the reference is large against the
+// reference's own spread. It fails as Frechet does on bad sets.
+func FeatureTerms(a, b [][]float64) ([]float64, error) {
+	d, err := checkSet("a", a)
+	if err != nil {
+		return nil, err
+	}
+	db, err := checkSet("b", b)
+	if err != nil {
+		return nil, err
+	}
+	if db != d {
+		return nil, fmt.Errorf("world: feature sets have %d and %d values a row", d, db)
+	}
+	ma, ca := moments(a, d)
+	mb, cb := moments(b, d)
+	out := make([]float64, d)
+	for j := range out {
+		gap, dev := ma[j]-mb[j], math.Sqrt(ca[j][j])-math.Sqrt(cb[j][j])
+		out[j] = gap*gap + dev*dev
+	}
+	return out, nil
+}
