@@ -17,7 +17,8 @@
 //     clips by Summarize.
 //   - Config.Features maps one clip to a fixed-length vector of appearance
 //     and motion statistics; Frechet measures the Fréchet distance between
-//     two sets of such vectors (after an optional Standardize), and
+//     two sets of such vectors (after an optional Standardize),
+//     FeatureTerms says which features that distance comes from, and
 //     Wasserstein1 compares two one-dimensional samples, such as per-clip
 //     speeds.
 //
