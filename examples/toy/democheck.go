@@ -100,11 +100,8 @@ func scoreDemo(wc world.Config, clips []world.Clip, px [][]float32) (demoReport,
 	if err != nil {
 		return demoReport{}, err
 	}
-	rep := demoReport{crisp: 1, speedW1: got.SpeedW1, stillW1: ref.SpeedW1, fd: got.FD, stillFD: ref.FD,
+	rep := demoReport{crisp: 1, fdTerms: got.FDTerms, speedW1: got.SpeedW1, stillW1: ref.SpeedW1, fd: got.FD, stillFD: ref.FD,
 		speed: got.Motion.Speed, smooth: got.Motion.Smoothness}
-	if rep.fdTerms, err = es.fdTerms(px); err != nil {
-		return demoReport{}, err
-	}
 	truth := world.Summarize(es.motion)
 	rep.trueSpeed, rep.trueSmooth = truth.Speed, truth.Smoothness
 	n := float64(len(clips))
@@ -132,15 +129,23 @@ func (r demoReport) String() string {
 
 // largestTerms names the n features with the largest FD terms, largest
 // first, with their terms.
-func (r demoReport) largestTerms(n int) string {
-	idx := make([]int, len(r.fdTerms))
+func (r demoReport) largestTerms(n int) string { return largestNamed(r.fdTerms, n) }
+
+// largestNamed names the n features (world.FeatureNames) with the largest
+// of terms, largest first, each with its term.
+func largestNamed(terms []float64, n int) string {
+	idx := make([]int, len(terms))
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return r.fdTerms[idx[a]] > r.fdTerms[idx[b]] })
+	sort.SliceStable(idx, func(a, b int) bool { return terms[idx[a]] > terms[idx[b]] })
 	var parts []string
 	for _, j := range idx[:min(n, len(idx))] {
-		parts = append(parts, fmt.Sprintf("%s %.1f", world.FeatureNames[j], r.fdTerms[j]))
+		name := fmt.Sprint(j)
+		if j < len(world.FeatureNames) {
+			name = world.FeatureNames[j]
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f", name, terms[j]))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -35,6 +35,7 @@ type row struct {
 	Name       string
 	NFE        int
 	FD         float64             // Fréchet distance to the true clips' features (standardised)
+	FDTerms    []float64           `json:",omitempty"` // each feature's own Fréchet term in FD's units (world.FeatureTerms), in world.FeatureNames' order
 	Motion     world.MotionSummary // of the generated clips
 	SpeedW1    float64             // W1 between per-clip speeds, generated against true
 	Background float64             // mean level of the pixels away from every object, in [0, 1] (world.Background)
@@ -61,24 +62,12 @@ func (e *evalSet) scoreClips(name string, nfe int, gen [][]float32) (row, error)
 		return r, err
 	}
 	r.FD = fd
+	if r.FDTerms, err = world.FeatureTerms(std[0], std[1]); err != nil {
+		return r, err
+	}
 	r.Motion = world.Summarize(ms)
 	r.SpeedW1 = world.Wasserstein1(speeds(e.motion), speeds(ms))
 	return r, nil
-}
-
-// fdTerms returns each feature's own Fréchet term between the true clips
-// and the generated gen, in the units FD uses (standardised by the true
-// clips' spread): which features an FD comes from.
-func (e *evalSet) fdTerms(gen [][]float32) ([]float64, error) {
-	var feats [][]float64
-	for _, px := range gen {
-		feats = append(feats, e.wc.Features(px))
-	}
-	std, err := world.Standardize(e.real, e.real, feats)
-	if err != nil {
-		return nil, err
-	}
-	return world.FeatureTerms(std[0], std[1])
 }
 
 func speeds(ms []world.Motion) []float64 {

@@ -53,6 +53,24 @@ type aggRow struct {
 	NFE                                            int
 	Seeds                                          []uint64
 	FD, Speed, W1, Smooth, Persist, Background, MS stat
+	terms                                          [][]float64 // each seed's FD terms by feature, where its row has them
+}
+
+// largestTerms names the n features whose FD terms, averaged over the
+// seeds that have them, are largest, largest first ("" without terms).
+func (a *aggRow) largestTerms(n int) string {
+	if len(a.terms) == 0 {
+		return ""
+	}
+	avg := make([]float64, len(a.terms[0]))
+	for _, t := range a.terms {
+		for j := range avg {
+			if j < len(t) {
+				avg[j] += t[j] / float64(len(a.terms))
+			}
+		}
+	}
+	return largestNamed(avg, n)
 }
 
 // results is everything the work folder holds, in the table's order.
@@ -111,6 +129,9 @@ func (res *results) add(r runFile) {
 		a.Persist.vals = append(a.Persist.vals, x.Motion.Persistence)
 		a.Background.vals = append(a.Background.vals, x.Background)
 		a.MS.vals = append(a.MS.vals, x.MSPerClip)
+		if len(x.FDTerms) > 0 {
+			a.terms = append(a.terms, x.FDTerms)
+		}
 	}
 }
 
@@ -146,15 +167,15 @@ func (o *experiment) tablePhase(stdout, log io.Writer) error {
 // table is the results table in Markdown.
 func (res *results) table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| model | NFE | seeds | FD ↓ | speed (px/frame) | speed W1 ↓ | smoothness | persistence | background ↓ | ms per clip |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| model | NFE | seeds | FD ↓ | speed (px/frame) | speed W1 ↓ | smoothness | persistence | background ↓ | ms per clip | FD's largest terms |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range res.rows {
 		nfe, ms := "", ""
 		if r.NFE > 0 {
 			nfe, ms = fmt.Sprint(r.NFE), fmt.Sprintf("%.2f", r.MS.mean())
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, nfe, len(r.Seeds),
-			r.FD.format(1), r.Speed.format(2), r.W1.format(2), r.Smooth.format(2), r.Persist.format(3), r.Background.format(3), ms)
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, nfe, len(r.Seeds),
+			r.FD.format(1), r.Speed.format(2), r.W1.format(2), r.Smooth.format(2), r.Persist.format(3), r.Background.format(3), ms, r.largestTerms(2))
 	}
 	return b.String()
 }
@@ -245,7 +266,7 @@ func (o *experiment) report(res *results) string {
 	fmt.Fprintf(&b, "- **Discriminator**: the library's DINOv2 code with a small config (4 layers, width 96, 8×8 patches). No pretrained DINOv2 of that size exists, so the backbone is randomly initialised and frozen: its features are random projections, and the trainable latent upsampler and the spatial and temporal heads (spectral norm) do the learning. The pixel ablation judges the decoded frames (`Trainer.Decode`) instead.\n")
 	fmt.Fprintf(&b, "- **Samplers**: \"1 step\" is one consistency step at σ_max = %g; \"1 step + TTS\" travels back to σ %.3g (the middle of the 3-level Karras schedule) with the noise the first step implies and solves again; the other travel levels are those of the 4-level schedule; \"2 steps\" is the same as TTS with fresh noise at σ %.3g.\n",
 		sigmaMax, travelSigma(), travelSigma())
-	fmt.Fprintf(&b, "- **Evaluation** (no download): %d held-out clips generated from their first frames with fixed noise. FD is the Fréchet distance between the generated and the true clips' `world.Features` (appearance and motion statistics by colour tracking; each feature standardised by the true clips' spread). Speed, smoothness (mean |second difference| of the tracked centres) and persistence (how often an object of the first frame is still found) come from `world.MeasureMotion`; speed W1 is the Wasserstein distance between the per-clip speeds generated and true; background is `world.Background`, the mean level in [0, 1] of the pixels away from every tracked object (0 for the world). The first two rows calibrate FD: an independent sample of true clips (the floor) and the first frame held still (no motion). The still video's FD is far below every model's: the features weigh appearance (how many objects are tracked, their colours and sizes, frame by frame) as much as motion, and a still copy of the first frame gets the appearance exactly right; FD ranks the models against each other, and speed W1 and persistence say how they move.\n\n",
+	fmt.Fprintf(&b, "- **Evaluation** (no download): %d held-out clips generated from their first frames with fixed noise. FD is the Fréchet distance between the generated and the true clips' `world.Features` (appearance and motion statistics by colour tracking; each feature standardised by the true clips' spread). Speed, smoothness (mean |second difference| of the tracked centres) and persistence (how often an object of the first frame is still found) come from `world.MeasureMotion`; speed W1 is the Wasserstein distance between the per-clip speeds generated and true; background is `world.Background`, the mean level in [0, 1] of the pixels away from every tracked object (0 for the world). The first two rows calibrate FD: an independent sample of true clips (the floor) and the first frame held still (no motion). The still video's FD is far below every model's: the features weigh appearance (how many objects are tracked, their colours and sizes, frame by frame) as much as motion, and a still copy of the first frame gets the appearance exactly right; FD ranks the models against each other, and speed W1 and persistence say how they move. \"FD's largest terms\" names the two features whose own one-dimensional Fréchet terms (`world.FeatureTerms`, in FD's standardised units, averaged over the seeds) are largest, which says where a row's FD comes from: a feature the true clips hardly vary in, such as persistence (an object of the world is nearly always found), weighs heavily once divided by that small spread.\n\n",
 		o.EvalClips)
 	fmt.Fprintf(&b, "## Wall time of each stage\n\n| stage | seed | steps | wall time | steps/s | peak GPU memory | started |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range append([]runFile{res.teacher}, res.runs...) {

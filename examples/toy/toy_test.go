@@ -612,3 +612,16 @@ func TestLargestTerms(t *testing.T) {
 	require.Equal(t, "persistence 340.3, speed_std 45.0, objects 3.0", r.largestTerms(3))
 	require.Equal(t, "persistence 340.3", r.largestTerms(1))
 }
+
+// The table's last column averages each seed's terms and names the two
+// largest; rows without terms (older files) leave it empty.
+func TestAggRowLargestTerms(t *testing.T) {
+	a := &aggRow{}
+	require.Equal(t, "", a.largestTerms(2))
+	n := len(world.FeatureNames)
+	t1, t2 := make([]float64, n), make([]float64, n)
+	t1[9], t1[8], t1[6] = 300, 10, 40
+	t2[9], t2[8], t2[6] = 100, 50, 0
+	a.terms = [][]float64{t1, t2}
+	require.Equal(t, "persistence 200.0, smoothness 30.0", a.largestTerms(2))
+}
