@@ -65,6 +65,7 @@ func runDemo(args []string, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "%d held-out clips: %s; %s\n", *check, rep, barVerdict(rep.failures()))
 		fmt.Fprintf(stderr, "FD by feature, its largest terms (each feature's own Fréchet distance, in the true clips' deviations): %s\n", rep.largestTerms(3))
+		fmt.Fprintf(stderr, "objects lost: %s\n", rep.lostByFrame())
 	}
 	return nil
 }

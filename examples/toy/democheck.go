@@ -16,12 +16,13 @@ type clipChecks struct {
 	crisp      float64 // the worst frame's share of saturated pixels among the lit ones
 	start      float64 // mean distance of the tracked frame-0 centres from the true ones (px)
 	starts     int     // objects found at frame 0
+	missing    []int   // per frame, how many of the objects found at frame 0 are not found in it
 	background float64 // world.Background
 	motion     world.Motion
 }
 
 func checkClip(wc world.Config, clip world.Clip, px []float32) clipChecks {
-	var c clipChecks
+	c := clipChecks{missing: make([]int, wc.Frames)}
 	tracks, found := wc.Track(px)
 	kept := 0
 	for i, o := range clip.Objects {
@@ -34,6 +35,9 @@ func checkClip(wc world.Config, clip world.Clip, px []float32) clipChecks {
 		all := true
 		for t := range found[k] {
 			all = all && found[k][t]
+			if !found[k][t] {
+				c.missing[t]++
+			}
 		}
 		if all {
 			kept++
@@ -83,6 +87,8 @@ type demoReport struct {
 	held, crisp, start, background, speedW1, stillW1, fd, stillFD float64
 	speed, smooth, trueSpeed, trueSmooth                          float64
 	fdTerms                                                       []float64 // each feature's own Fréchet term (world.FeatureTerms), standardised as FD is
+	starts                                                        int       // objects found at frame 0, over the clips
+	missing                                                       []int     // per frame, how many of those are not found in it
 }
 
 // scoreDemo measures generated clips px against the truth of clips.
@@ -112,8 +118,15 @@ func scoreDemo(wc world.Config, clips []world.Clip, px [][]float32) (demoReport,
 		rep.crisp = math.Min(rep.crisp, ch.crisp)
 		rep.start += ch.start * float64(ch.starts)
 		starts += ch.starts
+		if rep.missing == nil {
+			rep.missing = make([]int, len(ch.missing))
+		}
+		for f, m := range ch.missing {
+			rep.missing[f] += m
+		}
 		rep.background += ch.background / n
 	}
+	rep.starts = starts
 	if starts > 0 {
 		rep.start /= float64(starts)
 	} else {
@@ -125,6 +138,16 @@ func scoreDemo(wc world.Config, clips []world.Clip, px [][]float32) (demoReport,
 func (r demoReport) String() string {
 	return fmt.Sprintf("objects held in every frame %.2f, worst frame crisp %.3f, frame-0 centres off by %.2f px on average, background %.4f; speed %.2f (true %.2f), smoothness %.2f (true %.2f), speed W1 %.2f (still %.2f), FD %.1f (still %.1f)",
 		r.held, r.crisp, r.start, r.background, r.speed, r.trueSpeed, r.smooth, r.trueSmooth, r.speedW1, r.stillW1, r.fd, r.stillFD)
+}
+
+// lostByFrame says, frame by frame from the second, how many of the
+// objects found in the first frame are missing (frames counted from 1).
+func (r demoReport) lostByFrame() string {
+	var parts []string
+	for _, m := range r.missing[min(1, len(r.missing)):] {
+		parts = append(parts, fmt.Sprint(m))
+	}
+	return fmt.Sprintf("of the %d objects found in the first frame, missing in frames 2–%d: %s", r.starts, len(r.missing), strings.Join(parts, ", "))
 }
 
 // largestTerms names the n features with the largest FD terms, largest

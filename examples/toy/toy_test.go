@@ -625,3 +625,33 @@ func TestAggRowLargestTerms(t *testing.T) {
 	a.terms = [][]float64{t1, t2}
 	require.Equal(t, "persistence 200.0, smoothness 30.0", a.largestTerms(2))
 }
+
+// Objects blanked out of the last three frames are counted missing in each
+// of them, and in no other frame.
+func TestCheckClipMissing(t *testing.T) {
+	wc := world.DefaultConfig()
+	clips := heldOutClips(4)
+	px := make([][]float32, len(clips))
+	plane := 3 * wc.Size * wc.Size
+	for i, c := range clips {
+		px[i] = slices.Clone(c.Pixels)
+		for j := 5 * plane; j < len(px[i]); j++ {
+			px[i][j] = -1
+		}
+	}
+	rep, err := scoreDemo(wc, clips, px)
+	require.NoError(t, err)
+	require.Positive(t, rep.starts)
+	n := rep.starts
+	require.Equal(t, []int{0, 0, 0, 0, 0, n, n, n}, rep.missing)
+	require.Equal(t, fmt.Sprintf("of the %d objects found in the first frame, missing in frames 2–8: 0, 0, 0, 0, %d, %d, %d", n, n, n, n), rep.lostByFrame())
+	truth, err := scoreDemo(wc, clips, func() [][]float32 {
+		out := make([][]float32, len(clips))
+		for i, c := range clips {
+			out[i] = c.Pixels
+		}
+		return out
+	}())
+	require.NoError(t, err)
+	require.Equal(t, make([]int, wc.Frames), truth.missing, "the true clips lose nothing")
+}
