@@ -111,13 +111,12 @@ func scoreDemo(wc world.Config, clips []world.Clip, px [][]float32) (demoReport,
 	truth := world.Summarize(es.motion)
 	rep.trueSpeed, rep.trueSmooth = truth.Speed, truth.Smoothness
 	n := float64(len(clips))
-	starts := 0
 	for i, c := range clips {
 		ch := checkClip(wc, c, px[i])
 		rep.held += ch.held / n
 		rep.crisp = math.Min(rep.crisp, ch.crisp)
 		rep.start += ch.start * float64(ch.starts)
-		starts += ch.starts
+		rep.starts += ch.starts
 		if rep.missing == nil {
 			rep.missing = make([]int, len(ch.missing))
 		}
@@ -126,9 +125,8 @@ func scoreDemo(wc world.Config, clips []world.Clip, px [][]float32) (demoReport,
 		}
 		rep.background += ch.background / n
 	}
-	rep.starts = starts
-	if starts > 0 {
-		rep.start /= float64(starts)
+	if rep.starts > 0 {
+		rep.start /= float64(rep.starts)
 	} else {
 		rep.start = math.Inf(1)
 	}
