@@ -483,9 +483,9 @@ func TestGraphStepMatchesPlain(t *testing.T) {
 		// The small rates again: the first replay (step 2) follows one
 		// update, and at the default rates Adam's first update (about the
 		// rate times the gradient's sign) grows rounding. Step 1 records
-		// while it runs; its metrics were identical to eager's in every
-		// run. Step 2's norms, relative: two eager runs differed by up to
-		// 1.8e-4 at 5e-3 and by 5e-8 to 7.5e-5 at 1e-5; the graph and an
+		// while it runs; its metrics were identical to eager's in the runs
+		// that printed them. Step 2's norms, relative: two eager runs
+		// differed by up to 1.8e-4 at 5e-3 and by 7e-8 to 7.5e-5 at 1e-5; the graph and an
 		// eager run by 3.7e-5 to 3.6e-4 at 1e-5 (grad_norm_d), a spread
 		// that two eager runs of the same session need not show. Hence the
 		// relative floor of 1e-3. A replay of stale inputs (step 1's noise,

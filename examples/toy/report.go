@@ -332,17 +332,18 @@ func firstSteps(r runFile) int {
 // resumed across commands: such a run counts as running from its first
 // start for as long as it trained, whatever the gaps between commands.
 func sideBySide(runs []runFile) int {
-	end := func(r runFile) time.Time {
+	end := make([]time.Time, len(runs))
+	for i, r := range runs {
 		var d time.Duration
 		for _, s := range r.Stages {
 			d += s.Wall
 		}
-		return r.Started.Add(d)
+		end[i] = r.Started.Add(d)
 	}
 	n := 0
 	for i, a := range runs {
 		for j, z := range runs {
-			if i != j && a.Started.Before(end(z)) && z.Started.Before(end(a)) {
+			if i != j && a.Started.Before(end[j]) && z.Started.Before(end[i]) {
 				n++
 				break
 			}
