@@ -48,7 +48,10 @@ func power(s *torch.Scope, m, u *torch.Tensor) (u2, v *torch.Tensor) {
 }
 
 // sigma is the spectral norm estimate of the weight, differentiable in it;
-// with train, u is replaced by its update.
+// with train, u takes its update in place. In place, because a recorded
+// training step (a CUDA graph) reads and writes the tensors it was
+// recorded with: a u replaced by a new tensor would leave every replay
+// reading the u of the recording, freed since.
 func (l *snConv) sigma(s *torch.Scope, train bool) *torch.Tensor {
 	c := s.Child()
 	defer c.Close()
@@ -57,12 +60,9 @@ func (l *snConv) sigma(s *torch.Scope, train bool) *torch.Tensor {
 	u, v := power(c, c.Detach(mat), l.u.T)
 	sig := c.Sum(c.Mul(u, c.Matmul(mat, v)), false)
 	if train {
-		kept, err := u.To(nil, u.DType(), u.Device())
-		if err != nil {
+		if err := torch.CopyInto(l.u.T, u); err != nil {
 			torch.Failf("spectral_norm", "%v", err)
 		}
-		l.u.T.Free()
-		l.u.T = kept
 	}
 	return c.Keep(sig)
 }
@@ -89,10 +89,7 @@ func (l *snConv) warmUp(n int) {
 	for range n {
 		u, _ = power(s, m, u)
 	}
-	kept, err := u.To(nil, u.DType(), u.Device())
-	if err != nil {
+	if err := torch.CopyInto(l.u.T, u); err != nil {
 		torch.Failf("spectral_norm", "%v", err)
 	}
-	l.u.T.Free()
-	l.u.T = kept
 }

@@ -79,9 +79,12 @@ func TestSpectralNorm(t *testing.T) {
 	require.Greater(t, first, 0.5*want)
 
 	prev := first
+	held := sn.u.T
 	for range 300 {
 		prev = sigmaOf(t, sn, true)
 	}
+	// In place: a recorded step's replays must see each update.
+	require.Same(t, held, sn.u.T, "a training forward replaced u's tensor")
 	u2, err := sn.u.T.Float32s()
 	require.NoError(t, err)
 	require.NotEqual(t, u0, u2, "training forwards did not update u")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -418,6 +419,68 @@ func recordedSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Ba
 		ws = append(ws, v)
 	}
 	return ms, ws
+}
+
+// A recorded step reads and writes the tensors it was recorded with, so
+// none of the trainer's state may be replaced by a new tensor while it
+// trains: the adapters, θ⁻, the discriminator (its spectral norms'
+// power-iteration vectors among them) and the optimisers' moments are the
+// same tensors after three steps of GraphStep's work as before the first
+// (on CUDA also recorded and replayed), holding new values.
+func TestGraphStepKeepsStateInPlace(t *testing.T) {
+	u, bb, b, _ := optionsFixture(t)
+	modes := []bool{true}
+	if testDevice.CUDA {
+		modes = append(modes, false)
+	}
+	for _, eager := range modes {
+		d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
+		require.NoError(t, err)
+		c := optionsConfig(4)
+		c.GraphStep = !eager
+		tr, err := NewTrainer(u, d, c)
+		require.NoError(t, err)
+		if eager {
+			tr.eagerRec = true
+			tr.optG.Capturable, tr.optD.Capturable = true, true
+		}
+		before := tr.state()
+		values := map[string][]float32{}
+		for k, v := range before {
+			x, err := v.Float32s()
+			require.NoError(t, err)
+			values[k] = x
+		}
+		for i := range 3 {
+			_, err := tr.Step(b)
+			require.NoError(t, err, "step %d", i+1)
+		}
+		after := tr.state()
+		require.Len(t, after, len(before))
+		changed := map[string]bool{}
+		for k, v := range before {
+			require.Same(t, v, after[k], "eager %v: %s is a new tensor after three steps", eager, k)
+			x, err := v.Float32s()
+			require.NoError(t, err)
+			if !slices.Equal(x, values[k]) {
+				changed[strings.SplitN(k, ".", 2)[0]] = true
+			}
+		}
+		for _, part := range []string{"lora", "ema", "disc", "opt_g", "opt_d"} {
+			require.True(t, changed[part], "eager %v: no %s tensor changed in three steps", eager, part)
+		}
+		uMoved := false
+		for _, sn := range d.State() {
+			if strings.HasSuffix(sn.Name, ".weight_u") {
+				x, err := sn.T.Float32s()
+				require.NoError(t, err)
+				uMoved = uMoved || !slices.Equal(x, values["disc."+sn.Name])
+			}
+		}
+		require.True(t, uMoved, "eager %v: no power-iteration vector moved", eager)
+		tr.Close()
+		d.Close()
+	}
 }
 
 // GraphStep's work, one operation at a time, trains as Step does: the same
