@@ -200,14 +200,13 @@ func (s *Set) fold(sign float64) (err error) {
 		w := l.Base()
 		c := torch.NewScope()
 		delta := deltaWeight(c, a, w.Shape)
-		nw, err := c.Add(w.T, c.Cast(c.MulScalar(delta, sign*a.Scale), w.T.DType())).To(nil, w.T.DType(), w.T.Device())
+		// In place: whatever holds the base weight (a recorded CUDA graph
+		// among them) sees the merged one.
+		err := torch.CopyInto(w.T, c.Add(w.T, c.Cast(c.MulScalar(delta, sign*a.Scale), w.T.DType())))
+		c.Close()
 		if err != nil {
-			c.Close()
 			return fmt.Errorf("lora: %s: %w", l.ModulePath(), err)
 		}
-		c.Close()
-		w.T.Free()
-		w.T = nw
 		a.Merged = sign > 0
 	}
 	s.merged = sign > 0

@@ -84,13 +84,23 @@ func TestParityLoRA(t *testing.T) {
 	require.LessOrEqual(t, rel(t, forward(t, m, s, in), plain), 1e-7, "disabled adapter")
 	set.Enable(true)
 
+	held := map[string]*torch.Tensor{}
+	for _, l := range set.layers {
+		held[l.ModulePath()] = l.Base().T
+	}
 	require.NoError(t, set.Merge())
+	for _, l := range set.layers { // in place, as a recorded graph needs
+		require.Same(t, held[l.ModulePath()], l.Base().T, "merging replaced %s's weight", l.ModulePath())
+	}
 	e = rel(t, forward(t, m, s, in), ref)
 	t.Logf("merged: relative L2 error %.3g", e)
 	require.LessOrEqual(t, e, 1e-4)
 	require.Error(t, set.Merge(), "merging twice")
 
 	require.NoError(t, set.Unmerge())
+	for _, l := range set.layers {
+		require.Same(t, held[l.ModulePath()], l.Base().T, "unmerging replaced %s's weight", l.ModulePath())
+	}
 	worst := 0.0
 	for name, w := range weights(t, m) {
 		worst = max(worst, rel(t, w, base[name]))
