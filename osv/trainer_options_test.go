@@ -388,23 +388,32 @@ func TestGraphDenoisersMatchPlain(t *testing.T) {
 	require.NotZero(t, graphed[0].LossDist)
 }
 
-// recordedSteps is n steps of c with GraphStep's work run one operation at
-// a time (eager) or, on CUDA, recorded and replayed.
-func recordedSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch, c TrainConfig, n int, eager bool) ([]Metrics, [][]float64) {
+// recordingTrainer is a trainer of c (with a discriminator of its own)
+// whose steps run GraphStep's work one operation at a time (eager) or, on
+// CUDA, recorded and replayed; done closes both.
+func recordingTrainer(t *testing.T, u *unet.Model, bb *discriminator.Backbone, c TrainConfig, eager bool) (tr *Trainer, done func()) {
 	t.Helper()
 	d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
 	require.NoError(t, err)
-	defer d.Close()
-	if !eager {
-		c.GraphStep = true
+	c.GraphStep = !eager
+	tr, err = NewTrainer(u, d, c)
+	if err != nil {
+		d.Close()
 	}
-	tr, err := NewTrainer(u, d, c)
 	require.NoError(t, err)
-	defer tr.Close()
 	if eager {
 		tr.eagerRec = true
 		tr.optG.Capturable, tr.optD.Capturable = true, true
 	}
+	return tr, func() { tr.Close(); d.Close() }
+}
+
+// recordedSteps is n steps of c with GraphStep's work run one operation at
+// a time (eager) or, on CUDA, recorded and replayed.
+func recordedSteps(t *testing.T, u *unet.Model, bb *discriminator.Backbone, b Batch, c TrainConfig, n int, eager bool) ([]Metrics, [][]float64) {
+	t.Helper()
+	tr, done := recordingTrainer(t, u, bb, c, eager)
+	defer done()
 	var ms []Metrics
 	for i := range n {
 		m, err := tr.Step(b)
@@ -435,18 +444,8 @@ func TestGraphStepKeepsStateInPlace(t *testing.T) {
 	}
 	for _, eager := range modes {
 		t.Run(map[bool]string{true: "eager", false: "recorded"}[eager], func(t *testing.T) {
-			d, err := discriminator.New(bb, discriminator.DefaultConfig(), 3)
-			require.NoError(t, err)
-			defer d.Close()
-			c := optionsConfig(4)
-			c.GraphStep = !eager
-			tr, err := NewTrainer(u, d, c)
-			require.NoError(t, err)
-			defer tr.Close()
-			if eager {
-				tr.eagerRec = true
-				tr.optG.Capturable, tr.optD.Capturable = true, true
-			}
+			tr, done := recordingTrainer(t, u, bb, optionsConfig(4), eager)
+			defer done()
 			before := tr.state()
 			values := map[string][]float32{}
 			for k, v := range before {
