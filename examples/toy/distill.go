@@ -61,6 +61,8 @@ type stageRun struct {
 	UntilDone        string
 	DiscReal         string  // osv.TrainConfig.DiscReal
 	DiscRealMaxSigma float64 // osv.TrainConfig.DiscRealMaxSigma
+	LambdaAdv        float64 // osv.TrainConfig.LambdaAdv; 0: its default
+	DiscLR           float64 // the discriminator's learning rate; 0: the experiment's
 }
 
 // stageResult is what a stage measured.
@@ -124,8 +126,12 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 	cuda := strings.HasPrefix(o.Device, "cuda")
 	cuda2 := st.Stage == 2 && cuda
 	record := !st.PixelDisc && (o.Record && cuda2 || o.Record1 && st.Stage == 1 && cuda)
+	discLR := o.DiscLR
+	if st.DiscLR > 0 {
+		discLR = st.DiscLR
+	}
 	cfg := osv.TrainConfig{
-		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: o.DiscLR, SolverSteps: st.K,
+		Stage: st.Stage, LoRARank: o.Rank, LR: o.LR, DiscLR: discLR, SolverSteps: st.K, LambdaAdv: st.LambdaAdv,
 		MinGuidance: 1, MaxGuidance: o.MaxGuidance, NoAdversarial: st.NoAdv, Seed: o.Seed,
 		SigmaMax: sigmaMax, DiscReal: st.DiscReal, DiscRealMaxSigma: st.DiscRealMaxSigma,
 		GraphDenoisers: o.Graphs && !record && cuda2, Foreach: o.Foreach,

@@ -11,11 +11,12 @@
 # further; TEACHER_FLAGS= trains one from random weights instead. JOBS
 # names the jobs to run, comma-separated; stage1 and osv are always run.)
 #
-# The teacher first (its training resumes across commands). Then, in three
+# The teacher first (its training resumes across commands). Then, in four
 # phases over every seed at once, most needed first: stage 1 of every
 # seed; then OSV and k = 1 of every seed, started together so that k = 1
-# gets OSV's wall time on the same loaded machine; then the other jobs of
-# every seed (the ablations). Then the table. Every job runs in a process
+# gets OSV's wall time on the same loaded machine; then the paper's other
+# ablations of every seed; then the discriminator's weight and rate
+# (adv-0.3, disc-lr-0.001). Then the table. Every job runs in a process
 # of its own, because the recorded steps of one process leave the GPU
 # partly idle; stage-2 wall times are therefore those of a shared GPU, and
 # the jobs of one phase share it alike. (A process holds about 6.3 GiB of
@@ -28,7 +29,7 @@ work=${1:?work folder}
 out=${2:?output folder}
 budget=${3:-540}
 seeds=${SEEDS:-1,2,3}
-jobs=,${JOBS:-stage1,osv,k1,no-stage1,no-adv,real-data,real-low,pixel},
+jobs=,${JOBS:-stage1,osv,k1,no-stage1,no-adv,real-data,real-low,pixel,adv-0.3,disc-lr-0.001},
 start=$SECONDS
 mkdir -p "$work" "$out"
 toy=${TOY:-}
@@ -65,4 +66,5 @@ phase() { # phase NAME...: the named jobs of every seed at once, those JOBS sele
 phase stage1
 phase osv k1
 phase no-adv real-data real-low no-stage1 pixel
+phase adv-0.3 disc-lr-0.001
 $toy table "${common[@]}" -out "$out"
