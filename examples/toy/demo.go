@@ -25,12 +25,13 @@ func runDemo(args []string, stderr io.Writer) error {
 	out := fs.String("out", ".build/demo.gif", "GIF to write")
 	seed := fs.Uint64("seed", 3, "which first frame of the world (and the noise)")
 	steps := fs.String("sampler", "tts", "tts (one step and a travel step, 2 evaluations) or 1 (one step)")
+	travel := fs.Float64("travel", 0, "the noise level tts travels back to (0: the middle of the 3-level Karras schedule)")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	check := fs.Int("check", 0, "also generate this many held-out clips and measure them against the demo's bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	sm, err := demoSampler(*steps)
+	sm, err := demoSampler(*steps, *travel)
 	if err != nil {
 		return err
 	}
@@ -70,9 +71,17 @@ func runDemo(args []string, stderr io.Writer) error {
 	return nil
 }
 
-func demoSampler(name string) (sampler, error) {
+// demoSampler is the -sampler flag's sampler; travel, when not 0, is the
+// level tts travels back to.
+func demoSampler(name string, travel float64) (sampler, error) {
+	if travel != 0 && (name != "tts" || !(travel > 0 && travel < sigmaMax)) {
+		return sampler{}, fmt.Errorf("-travel %g: want a level in (0, %g) with -sampler tts", travel, float64(sigmaMax))
+	}
 	switch name {
 	case "tts":
+		if travel != 0 {
+			return studentTTSAt(travel, true), nil
+		}
 		return studentTTS(), nil
 	case "1":
 		return studentSteps(1), nil

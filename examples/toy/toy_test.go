@@ -248,6 +248,8 @@ func TestDemoCommand(t *testing.T) {
 	require.Contains(t, string(log), "the demo's bar")
 	require.Error(t, runDemo([]string{"-model", t.TempDir()}, &log))
 	require.ErrorContains(t, runDemo([]string{"-sampler", "3"}, &log), "-sampler")
+	require.ErrorContains(t, runDemo([]string{"-sampler", "1", "-travel", "2"}, &log), "-travel 2")
+	require.ErrorContains(t, runDemo([]string{"-travel", "80"}, &log), "-travel 80")
 
 	wc := world.DefaultConfig()
 	clip := wc.Sample(rand.New(rand.NewPCG(3, 0)))
