@@ -35,20 +35,25 @@ import (
 
 // Result is one benchmark row: ours, and the peer's on the same case.
 type Result struct {
-	Name      string    `json:"name"`
-	MedianMS  float64   `json:"median_ms"`
-	MinMS     float64   `json:"min_ms"`
-	MaxMS     float64   `json:"max_ms"`
-	RunsMS    []float64 `json:"runs_ms"`
-	PeakGiB   float64   `json:"peak_gib"`
-	Error     string    `json:"error,omitempty"`
-	Peer      string    `json:"peer,omitempty"`
-	PeerMS    float64   `json:"peer_ms,omitempty"`
-	PeerMinMS float64   `json:"peer_min_ms,omitempty"`
-	PeerMaxMS float64   `json:"peer_max_ms,omitempty"`
-	PeerGiB   float64   `json:"peer_gib,omitempty"`
-	PeerError string    `json:"peer_error,omitempty"`
-	Ratio     float64   `json:"ratio,omitempty"` // ours / the peer's median
+	Name     string    `json:"name"`
+	MedianMS float64   `json:"median_ms"`
+	MinMS    float64   `json:"min_ms"`
+	MaxMS    float64   `json:"max_ms"`
+	RunsMS   []float64 `json:"runs_ms"`
+	PeakGiB  float64   `json:"peak_gib"`
+	// FusedCalls is the bridge's fused operations called in one timed
+	// run (torch.FusedKernelLaunches: its fused kernels and fused
+	// products): a check that a case took the path it names. A replayed
+	// CUDA graph calls none from the host, so it counts 0.
+	FusedCalls float64 `json:"fused_calls_per_run"`
+	Error      string  `json:"error,omitempty"`
+	Peer       string  `json:"peer,omitempty"`
+	PeerMS     float64 `json:"peer_ms,omitempty"`
+	PeerMinMS  float64 `json:"peer_min_ms,omitempty"`
+	PeerMaxMS  float64 `json:"peer_max_ms,omitempty"`
+	PeerGiB    float64 `json:"peer_gib,omitempty"`
+	PeerError  string  `json:"peer_error,omitempty"`
+	Ratio      float64 `json:"ratio,omitempty"` // ours / the peer's median
 }
 
 type bench struct {
@@ -206,6 +211,7 @@ func (b *bench) measure(name string, fn func() error) error {
 		return err
 	}
 	r := Result{Name: name}
+	launches := torch.FusedKernelLaunches()
 	for range b.runs {
 		timer, err := torch.StartTimer(b.dev)
 		if err != nil {
@@ -227,8 +233,11 @@ func (b *bench) measure(name string, fn func() error) error {
 	}
 	r.MedianMS, r.MinMS, r.MaxMS = spread(r.RunsMS)
 	r.PeakGiB = float64(mem.Peak) / (1 << 30)
+	if b.runs > 0 {
+		r.FusedCalls = float64(torch.FusedKernelLaunches()-launches) / float64(b.runs)
+	}
 	b.results = append(b.results, r)
-	fmt.Fprintf(os.Stderr, "%s: median %.1f ms\n", name, r.MedianMS)
+	fmt.Fprintf(os.Stderr, "%s: median %.1f ms, %.0f fused calls a run\n", name, r.MedianMS, r.FusedCalls)
 	if b.profileDir != "" {
 		return b.profileRun(name, fn)
 	}
