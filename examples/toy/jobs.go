@@ -29,6 +29,7 @@ const (
 	labelRealData = "OSV, discriminator real = the data x0"
 	labelRealLow  = "OSV, discriminator real = the teacher's estimate only at σ ≤ 1 (x0 above)"
 	labelPixel    = "OSV with the pixel discriminator (decoded frames)"
+	labelAdv2     = "OSV with λ_adv 0.2 (2×)"
 	labelAdv3     = "OSV with λ_adv 0.3 (3×)"
 	labelDiscLR5  = "OSV with the discriminator's rate 0.001 (5×)"
 )
@@ -57,6 +58,7 @@ func (o *experiment) jobs(seed uint64) []job {
 			with(s2, func(s *stageRun) { s.PixelDisc, s.Init = true, ck("stage1-pixel") }),
 		}, samplers: []sampler{one, tts}},
 		// The discriminator's weight and strength, beyond the paper's rows.
+		{name: "adv-0.2", label: labelAdv2, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.LambdaAdv = 0.2 })}, samplers: []sampler{one, tts}},
 		{name: "adv-0.3", label: labelAdv3, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.LambdaAdv = 0.3 })}, samplers: []sampler{one, tts}},
 		{name: "disc-lr-0.001", label: labelDiscLR5, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.DiscLR = 1e-3 })}, samplers: []sampler{one, tts}},
 	}

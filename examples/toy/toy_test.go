@@ -552,7 +552,7 @@ func TestCommandLine(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3.0, o.MaxGuidance)
 	require.Equal(t, []float64{2, 4.5}, o.GuidanceRows)
-	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel", "adv-0.3", "disc-lr-0.001"}, jobNames())
+	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel", "adv-0.2", "adv-0.3", "disc-lr-0.001"}, jobNames())
 }
 
 // A run file keeps the settings its run used, and the report reads them
