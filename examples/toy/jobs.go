@@ -119,6 +119,10 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 			}
 		}
 	}
+	// Every job keeps its student's adapters, for toy demo -lora.
+	if err := st.trainer.Student.LoRA.Save(jobAdapters(o.Work, seed, j.name)); err != nil {
+		return run, fmt.Errorf("seed %d %s: saving the adapters: %w", seed, j.name, err)
+	}
 	if j.name == "osv" && seed == o.Seeds[0] {
 		exported := filepath.Join(o.Work, "export")
 		if err := st.trainer.Export(exported); err != nil {
@@ -130,6 +134,11 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 		}
 	}
 	return run, nil
+}
+
+// jobAdapters is the folder of a job's LoRA adapters (peft's layout).
+func jobAdapters(work string, seed uint64, job string) string {
+	return filepath.Join(seedDir(work, seed), job+"-lora")
 }
 
 // progressBase is where the job's i-th stage keeps its progress between

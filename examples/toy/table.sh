@@ -24,6 +24,8 @@
 # three seeds the largest phase is 15 processes, about 95 GiB by that
 # figure.) A job that a command stops keeps its progress,
 # and the next command resumes it; its log grows across commands.
+# Every finished job leaves its student's adapters in WORK/seed-N/JOB-lora,
+# for toy demo -lora.
 set -u
 work=${1:?work folder}
 out=${2:?output folder}

@@ -316,7 +316,7 @@ func TestExperimentSmoke(t *testing.T) {
 		_, err := os.Stat(filepath.Join(o.Out, f))
 		require.NoError(t, err, f)
 	}
-	for _, f := range []string{"log.txt", "teacher/config.json", "student-lora/adapter_config.json", "seed-1/k1.json", "seed-2/osv.json"} {
+	for _, f := range []string{"log.txt", "teacher/config.json", "student-lora/adapter_config.json", "seed-1/k1.json", "seed-2/osv.json", "seed-1/adv-0.2-lora/adapter_model.safetensors", "seed-2/osv-lora/adapter_config.json"} {
 		_, err := os.Stat(filepath.Join(o.Work, f))
 		require.NoError(t, err, f)
 	}
@@ -342,6 +342,7 @@ func TestExperimentSmoke(t *testing.T) {
 	// The demo runs on what the experiment wrote.
 	gifPath := filepath.Join(t.TempDir(), "demo.gif")
 	require.NoError(t, runDemo([]string{"-model", filepath.Join(o.Work, "teacher"), "-lora", filepath.Join(o.Work, "student-lora"), "-out", gifPath, "-sampler", "1"}, &log))
+	require.NoError(t, runDemo([]string{"-model", filepath.Join(o.Work, "teacher"), "-lora", jobAdapters(o.Work, 2, "osv"), "-out", gifPath, "-sampler", "1"}, &log))
 }
 
 // The teacher trains over several commands: one cut short by its budget
