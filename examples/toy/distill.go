@@ -63,6 +63,29 @@ type stageRun struct {
 	DiscRealMaxSigma float64 // osv.TrainConfig.DiscRealMaxSigma
 	LambdaAdv        float64 // osv.TrainConfig.LambdaAdv; 0: its default
 	DiscLR           float64 // the discriminator's learning rate; 0: the experiment's
+	// Watch, when set, is called every WatchEvery steps with the student
+	// (its adapters active) and returns its FD on the validation clips;
+	// the adapters of the lowest reading are saved to Best. Its time is
+	// not counted as training time.
+	Watch      func(u *unet.Model) (float64, error)
+	WatchEvery int
+	Best       string
+}
+
+// watchPoint is one reading of the validation FD during a stage.
+type watchPoint struct {
+	Step int
+	FD   float64
+}
+
+// bestOf is the step of the lowest reading (0 when there is none).
+func bestOf(ws []watchPoint) (step int, fd float64) {
+	for _, w := range ws {
+		if step == 0 || w.FD < fd {
+			step, fd = w.Step, w.FD
+		}
+	}
+	return step, fd
 }
 
 // stageResult is what a stage measured.
@@ -71,7 +94,9 @@ type stageResult struct {
 	Wall    time.Duration
 	PeakGiB float64
 	Last    osv.Metrics
-	Started time.Time // when its first command started training it
+	Started time.Time    // when its first command started training it
+	Watched []watchPoint // the validation's readings (stageRun.Watch)
+	Best    int          // the step of the lowest reading, whose adapters are in stageRun.Best (0: none)
 }
 
 // student is a distilled model ready for sampling: the teacher's weights
@@ -181,12 +206,35 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 	if res.Started.IsZero() {
 		res.Started = t0.UTC()
 	}
-	spent := func() time.Duration { return before.Wall + time.Since(t0) }
+	var watching time.Duration // this command's time in Watch
+	spent := func() time.Duration { return before.Wall + time.Since(t0) - watching }
+	res.Watched, res.Best = before.Watched, before.Best
 	save := func(steps int, done bool) error {
 		if st.Progress == "" {
 			return nil
 		}
-		return saveProgress(st.Progress, out.trainer, clips, g, progress{Steps: steps, Wall: spent(), Done: done, Started: res.Started})
+		return saveProgress(st.Progress, out.trainer, clips, g, progress{Steps: steps, Wall: spent(), Done: done, Started: res.Started, Watched: res.Watched, Best: res.Best})
+	}
+	watch := func(step int) error {
+		w0 := time.Now()
+		defer func() { watching += time.Since(w0) }()
+		fd, err := st.Watch(u)
+		if err != nil {
+			return fmt.Errorf("stage %d step %d: the validation: %w", st.Stage, step, err)
+		}
+		if watchHook != nil {
+			fd = watchHook(step, fd)
+		}
+		res.Watched = append(res.Watched, watchPoint{step, fd})
+		if best, _ := bestOf(res.Watched); best == step {
+			if err := out.trainer.Student.LoRA.Save(st.Best); err != nil {
+				return fmt.Errorf("stage %d step %d: saving the best adapters: %w", st.Stage, step, err)
+			}
+			res.Best = step
+		}
+		_, bestFD := bestOf(res.Watched)
+		fmt.Fprintf(log, "  stage %d step %d: validation FD %.1f (lowest %.1f, at step %d)\n", st.Stage, step, fd, bestFD, res.Best)
+		return nil
 	}
 	res.Steps = before.Steps
 	for step := before.Steps + 1; !before.Done; step++ {
@@ -214,6 +262,11 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		if step%50 == 0 {
 			fmt.Fprintf(log, "  stage %d step %d: σ %.3g dist %.4f adv_g %.3f d %.3f %.1fs\n",
 				st.Stage, step, m.Sigma, m.LossDist, m.LossAdvG, m.LossD, spent().Seconds())
+		}
+		if st.Watch != nil && st.WatchEvery > 0 && step%st.WatchEvery == 0 {
+			if err := watch(step); err != nil {
+				return fail(err)
+			}
 		}
 		if step%progressEvery == 0 {
 			if err := save(step, false); err != nil {
@@ -246,6 +299,9 @@ const progressEvery = 200
 
 // stepHook, when set (by tests), is called after each training step.
 var stepHook func(step int)
+
+// watchHook, when set (by tests), replaces each validation reading.
+var watchHook func(step int, fd float64) float64
 
 func trainStep(tr *osv.Trainer, wc world.Config, batch int, r *rand.Rand, g *torch.Generator, dev torch.Device) (osv.Metrics, error) {
 	s := torch.NewScope()

@@ -49,6 +49,8 @@ type experiment struct {
 	MaxGuidance                float64
 	GuidanceRows               []float64 // more last-frame guidances the teacher is evaluated at, 25 steps each
 	EvalClips, EvalBatch       int
+	Watch                      int // stage 2: every this many steps, the student's FD on validation clips (0: never)
+	WatchClips                 int // the validation clips, none of them held out
 	Seeds                      []uint64 // the students' seeds; the teacher uses the first
 	Quick                      bool
 }
@@ -67,7 +69,7 @@ func defaultExperiment() experiment {
 		TeacherSteps: 3000, TeacherBatch: 128, TeacherBlocks: slices.Clone(teacherBlocks), TeacherLR: 4e-4, PMean: -0.5, PStd: 1.4,
 		Stage1Steps: 300, Stage2Steps: 600, Batch: 32,
 		Rank: 16, LR: 5e-4, DiscLR: 2e-4, MaxGuidance: 2,
-		EvalClips: 128, EvalBatch: 64, Seeds: []uint64{1, 2, 3},
+		EvalClips: 128, EvalBatch: 64, WatchClips: 64, Seeds: []uint64{1, 2, 3},
 	}
 }
 
@@ -83,7 +85,7 @@ func (o experiment) quick() experiment {
 	o.Quick = true
 	o.TeacherSteps, o.TeacherWall, o.TeacherBatch = 3, 0, 2
 	o.Stage1Steps, o.Stage2Steps, o.Batch = 2, 2, 1
-	o.EvalClips, o.EvalBatch = 4, 2
+	o.EvalClips, o.EvalBatch, o.WatchClips = 4, 2, 4
 	o.Seeds = o.Seeds[:1]
 	return o
 }
@@ -94,6 +96,22 @@ type env struct {
 	log io.Writer
 	dev torch.Device
 	es  *evalSet
+	vs  *evalSet // the validation clips, made when first needed
+}
+
+// validation is the set stage 2's -watch reads: WatchClips clips of the
+// world drawn apart from the held-out ones and from every training
+// stream, with fixed noise, at 1 step + TTS.
+func (e *env) validation(o *experiment) *evalSet {
+	if e.vs == nil {
+		r := rand.New(rand.NewPCG(3000, 0))
+		clips := make([]world.Clip, o.WatchClips)
+		for i := range clips {
+			clips[i] = o.World.Sample(r)
+		}
+		e.vs = newEvalSet(o.World, clips, o.EvalBatch, 4000)
+	}
+	return e.vs
 }
 
 func (o *experiment) setup(stderr io.Writer, logName string) (*env, func(), error) {

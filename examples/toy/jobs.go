@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/onestepvideo/osv-go/solver"
+	"github.com/onestepvideo/osv-go/unet"
 )
 
 // job is one training run of a seed with the samplers its rows use.
@@ -85,6 +86,14 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 			st.Close()
 		}
 		sr.Progress = progressBase(o.Work, seed, j.name, i)
+		if o.Watch > 0 && sr.Stage == 2 && i == len(j.stages)-1 {
+			vs := e.validation(o)
+			sr.Watch = func(u *unet.Model) (float64, error) {
+				r, err := vs.run("validation", u, studentTTS())
+				return r.FD, err
+			}
+			sr.WatchEvery, sr.Best = o.Watch, jobBestAdapters(o.Work, seed, j.name)
+		}
 		var res stageResult
 		var err error
 		st, res, err = runStage(ctx, o.teacherDir(), o.World, sr, do, e.log)
@@ -96,6 +105,7 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 			name = fmt.Sprintf("%s: stage %d (%d of %d)", j.label, sr.Stage, i+1, len(j.stages))
 		}
 		run.Stages = append(run.Stages, stageLine{name, res.Steps, res.Wall, res.PeakGiB})
+		run.Watched, run.Best = res.Watched, res.Best
 		if i == 0 && res.Started.Before(run.Started) { // resumed: dated by its first command
 			run.Started = res.Started
 		}
@@ -123,6 +133,13 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 	if err := st.trainer.Student.LoRA.Save(jobAdapters(o.Work, seed, j.name)); err != nil {
 		return run, fmt.Errorf("seed %d %s: saving the adapters: %w", seed, j.name, err)
 	}
+	if run.Best > 0 {
+		rows, err := o.evalBest(e, seed, j)
+		if err != nil {
+			return run, fmt.Errorf("seed %d %s: %w", seed, j.name, err)
+		}
+		run.Rows = append(run.Rows, rows...)
+	}
 	if j.name == "osv" && seed == o.Seeds[0] {
 		exported := filepath.Join(o.Work, "export")
 		if err := st.trainer.Export(exported); err != nil {
@@ -139,6 +156,34 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 // jobAdapters is the folder of a job's LoRA adapters (peft's layout).
 func jobAdapters(work string, seed uint64, job string) string {
 	return filepath.Join(seedDir(work, seed), job+"-lora")
+}
+
+// jobBestAdapters is the folder of the adapters at the step whose
+// validation FD was lowest (-watch).
+func jobBestAdapters(work string, seed uint64, job string) string {
+	return filepath.Join(seedDir(work, seed), job+"-best-lora")
+}
+
+// bestLabel names the rows of a job's validation-selected student.
+func bestLabel(label string) string { return label + ", the validation's lowest checkpoint" }
+
+// evalBest evaluates the job's samplers on the student whose validation
+// FD was lowest: the teacher with those adapters merged.
+func (o *experiment) evalBest(e *env, seed uint64, j job) ([]row, error) {
+	u, err := loadStudent(o.teacherDir(), jobBestAdapters(o.Work, seed, j.name), o.Device)
+	if err != nil {
+		return nil, err
+	}
+	defer u.Close()
+	var rows []row
+	for _, sm := range j.samplers {
+		r, err := o.eval(e.es, u, fmt.Sprintf("%s, %s", bestLabel(j.label), samplerLabel(sm)), sm, e.log)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
 }
 
 // progressBase is where the job's i-th stage keeps its progress between

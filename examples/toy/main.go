@@ -155,6 +155,8 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")
 	fs.IntVar(&o.EvalClips, "eval-clips", o.EvalClips, "held-out clips per evaluation")
+	fs.IntVar(&o.Watch, "watch", 0, "student: every this many stage-2 steps, log the student's FD (1 step + TTS) on -watch-clips validation clips, keep the adapters of the lowest in seed-N/JOB-best-lora and evaluate them as rows of their own (0: never)")
+	fs.IntVar(&o.WatchClips, "watch-clips", o.WatchClips, "validation clips for -watch (drawn apart from the held-out ones)")
 	seeds := fs.String("seeds", "1,2,3", "the students' seeds (the teacher takes the first)")
 	seed := fs.Uint64("seed", 0, "student: the one seed to run (default: every -seeds)")
 	jobs := fs.String("jobs", "", "student: the jobs to run, comma-separated (default: all; "+strings.Join(jobNames(), ", ")+")")
@@ -176,6 +178,9 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	}
 	if o.GuidanceRows, err = parseGuidances(*guidances, o.MaxGuidance); err != nil {
 		return o, f, err
+	}
+	if o.Watch < 0 || o.Watch > 0 && o.WatchClips < 2 {
+		return o, f, fmt.Errorf("-watch %d -watch-clips %d: want a step interval of at least 0 and, when it is set, at least 2 clips", o.Watch, o.WatchClips)
 	}
 	f.seed, f.seeds = *seed, *seeds
 	if *jobs != "" {

@@ -29,6 +29,10 @@ type progress struct {
 	Done  bool          // the stage finished training (its evaluation may not have)
 	// Started is when the stage's first command started training it.
 	Started time.Time
+	// Watched is the validation's readings so far (stageRun.Watch), and
+	// Best the step of the lowest, whose adapters are in stageRun.Best.
+	Watched []watchPoint `json:",omitempty"`
+	Best    int          `json:",omitempty"`
 }
 
 // saveProgress writes a stage's progress under base.

@@ -22,6 +22,10 @@ type runFile struct {
 	Stages  []stageLine `json:"stages"`
 	Rows    []row       `json:"rows"`
 	Loss    float64     `json:"loss,omitempty"` // the teacher's final training loss
+	// Watched is the last stage's validation readings (-watch), and Best
+	// the step of the lowest, whose student has rows of its own.
+	Watched []watchPoint `json:"watched,omitempty"`
+	Best    int          `json:"best,omitempty"`
 	// Settings are the experiment's settings when the run was written
 	// (absent from older files, whose Command says them).
 	Settings *experiment `json:"settings,omitempty"`

@@ -549,6 +549,8 @@ func TestCommandLine(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,0.5"}, &log, &log), `-teacher-guidance-rows "3,0.5"`)
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,2"}, &log, &log), "2 is -max-guidance's")
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,3"}, &log, &log), "given twice")
+	require.ErrorContains(t, run(t.Context(), []string{"student", "-watch", "-1"}, &log, &log), "-watch -1")
+	require.ErrorContains(t, run(t.Context(), []string{"student", "-watch", "50", "-watch-clips", "1"}, &log, &log), "-watch-clips 1")
 	o, _, err := parseExperiment("teacher", []string{"-max-guidance", "3", "-teacher-guidance-rows", "2, 4.5"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, 3.0, o.MaxGuidance)

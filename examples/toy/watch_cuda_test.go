@@ -1,0 +1,63 @@
+//go:build cuda
+
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/onestepvideo/osv-go/torch"
+)
+
+// On CUDA, with stage 2's whole step recorded as a graph, the validation
+// run between replays leaves the training as it was: the adapters of a
+// watched run are those of an unwatched one.
+func TestWatchLeavesRecordedStepAlone(t *testing.T) {
+	plain := smallExperiment(t)
+	plain.Device, plain.Stage2Steps, plain.Stage1Record, plain.Stage2Record = "cuda", 4, true, true
+	var log testWriter
+	e := withTeacher(t, &plain, &log)
+	require.NoError(t, plain.seedPhase(t.Context(), e, 1, []string{"stage1", "osv"}))
+
+	watched := plain
+	watched.Work, watched.Out, watched.Watch = t.TempDir(), t.TempDir(), 1
+	require.NoError(t, copyFolder(plain.teacherDir(), watched.teacherDir()))
+	require.NoError(t, os.MkdirAll(seedDir(watched.Work, 1), 0o755))
+	for _, f := range []string{"teacher.json", "seed-1/stage1.json", "seed-1/stage1.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(plain.Work, f))
+		require.NoError(t, err, f)
+		require.NoError(t, os.WriteFile(filepath.Join(watched.Work, f), b, 0o644))
+	}
+	require.NoError(t, watched.seedPhase(t.Context(), e, 1, []string{"osv"}))
+	run, ok, err := readRun(jobFile(watched.Work, 1, "osv"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Len(t, run.Watched, 4)
+
+	s := torch.NewScope()
+	defer s.Close()
+	load := func(o experiment) map[string]*torch.Tensor {
+		m, err := torch.LoadFile(s, filepath.Join(jobAdapters(o.Work, 1, "osv"), "adapter_model.safetensors"), torch.CPU)
+		require.NoError(t, err)
+		return m
+	}
+	want, got := load(plain), load(watched)
+	require.Len(t, got, len(want))
+	var num, den float64
+	for k, w := range want {
+		wv, err := w.Float64s()
+		require.NoError(t, err)
+		gv, err := got[k].Float64s()
+		require.NoError(t, err, k)
+		for i := range wv {
+			num += (wv[i] - gv[i]) * (wv[i] - gv[i])
+			den += wv[i] * wv[i]
+		}
+	}
+	require.Positive(t, den)
+	require.Less(t, math.Sqrt(num/den), 1e-5, "the adapters after four steps, relative L2")
+}
