@@ -49,8 +49,8 @@ type experiment struct {
 	MaxGuidance                float64
 	GuidanceRows               []float64 // more last-frame guidances the teacher is evaluated at, 25 steps each
 	EvalClips, EvalBatch       int
-	Watch                      int // stage 2: every this many steps, the student's FD on validation clips (0: never)
-	WatchClips                 int // the validation clips, none of them held out
+	Watch                      int      // stage 2: every this many steps, the student's FD on validation clips (0: never)
+	WatchClips                 int      // the validation clips, none of them held out
 	Seeds                      []uint64 // the students' seeds; the teacher uses the first
 	Quick                      bool
 }
