@@ -24,7 +24,7 @@ func runDemo(args []string, stderr io.Writer) error {
 	adapters := fs.String("lora", "examples/toy/student-lora", "the student's LoRA adapters (peft folder); empty: the UNet alone")
 	out := fs.String("out", ".build/demo.gif", "GIF to write")
 	seed := fs.Uint64("seed", 3, "which first frame of the world (and the noise)")
-	steps := fs.String("sampler", "tts", "tts (one step and a travel step, 2 evaluations) or 1 (one step)")
+	steps := fs.String("sampler", "tts", "tts (one step and a travel step, 2 evaluations), 1 (one step), or teacher (the UNet without adapters, 25 guided Euler steps, guidance 1→10, as the table's teacher row)")
 	travel := fs.Float64("travel", 0, "the noise level tts travels back to (0: the middle of the 3-level Karras schedule)")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	check := fs.Int("check", 0, "also generate this many held-out clips and measure them against the demo's bar")
@@ -34,6 +34,9 @@ func runDemo(args []string, stderr io.Writer) error {
 	sm, err := demoSampler(*steps, *travel)
 	if err != nil {
 		return err
+	}
+	if *steps == "teacher" {
+		*adapters = ""
 	}
 	u, err := loadStudent(*model, *adapters, *device)
 	if err != nil {
@@ -85,9 +88,15 @@ func demoSampler(name string, travel float64) (sampler, error) {
 		return studentTTS(), nil
 	case "1":
 		return studentSteps(1), nil
+	case "teacher":
+		return teacherSampler(25, 1, demoTeacherGuidance), nil
 	}
-	return sampler{}, fmt.Errorf("-sampler %q: want tts or 1", name)
+	return sampler{}, fmt.Errorf("-sampler %q: want tts, 1 or teacher", name)
 }
+
+// demoTeacherGuidance is the last frame's guidance of -sampler teacher:
+// the committed teacher's table row.
+const demoTeacherGuidance = 10
 
 // loadStudent loads a UNet folder and merges a peft adapter folder into it
 // (none when adapters is empty).

@@ -218,7 +218,11 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 	watch := func(step int) error {
 		w0 := time.Now()
 		defer func() { watching += time.Since(w0) }()
-		fd, err := st.Watch(u)
+		var fd float64
+		err := withoutGrad(append(out.trainer.Student.LoRA.Trainable(), u.Params().List()...), func() (err error) {
+			fd, err = st.Watch(u)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("stage %d step %d: the validation: %w", st.Stage, step, err)
 		}
@@ -299,6 +303,30 @@ const progressEvery = 200
 
 // stepHook, when set (by tests), is called after each training step.
 var stepHook func(step int)
+
+// withoutGrad runs fn with every parameter of ps that autograd tracks
+// turned off, so that what fn computes keeps no graph for a backward pass
+// (a validation in the middle of training would otherwise hold every
+// activation of its batch until it ends), and turns them on again after.
+func withoutGrad(ps []*torch.Param, fn func() error) (err error) {
+	var off []*torch.Tensor
+	defer func() {
+		for _, t := range off {
+			if e := t.SetRequiresGrad(true); e != nil && err == nil {
+				err = e
+			}
+		}
+	}()
+	for _, p := range ps {
+		if p.T != nil && p.T.RequiresGrad() {
+			if err := p.T.SetRequiresGrad(false); err != nil {
+				return err
+			}
+			off = append(off, p.T)
+		}
+	}
+	return fn()
+}
 
 // watchHook, when set (by tests), replaces each validation reading.
 var watchHook func(step int, fd float64) float64

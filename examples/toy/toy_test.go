@@ -343,6 +343,9 @@ func TestExperimentSmoke(t *testing.T) {
 	gifPath := filepath.Join(t.TempDir(), "demo.gif")
 	require.NoError(t, runDemo([]string{"-model", filepath.Join(o.Work, "teacher"), "-lora", filepath.Join(o.Work, "student-lora"), "-out", gifPath, "-sampler", "1"}, &log))
 	require.NoError(t, runDemo([]string{"-model", filepath.Join(o.Work, "teacher"), "-lora", jobAdapters(o.Work, 2, "osv"), "-out", gifPath, "-sampler", "1"}, &log))
+	log = nil // the teacher's sampler takes no adapters
+	require.NoError(t, runDemo([]string{"-model", filepath.Join(o.Work, "teacher"), "-lora", filepath.Join(o.Work, "no-such-adapters"), "-out", gifPath, "-sampler", "teacher"}, &log))
+	require.Contains(t, string(log), "teacher (50 evaluations)")
 }
 
 // The teacher trains over several commands: one cut short by its budget

@@ -10,7 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/onestepvideo/osv-go/lora"
 	"github.com/onestepvideo/osv-go/torch"
+	"github.com/onestepvideo/osv-go/unet"
 )
 
 // On CUDA, with stage 2's whole step recorded as a graph, the validation
@@ -37,6 +39,10 @@ func TestWatchLeavesRecordedStepAlone(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Len(t, run.Watched, 4)
+	base, ok, err := readRun(jobFile(plain.Work, 1, "osv"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	t.Logf("peak GPU memory: %.3f GiB watched, %.3f GiB not", run.Stages[0].PeakGiB, base.Stages[0].PeakGiB)
 
 	s := torch.NewScope()
 	defer s.Close()
@@ -60,4 +66,46 @@ func TestWatchLeavesRecordedStepAlone(t *testing.T) {
 	}
 	require.Positive(t, den)
 	require.Less(t, math.Sqrt(num/den), 1e-5, "the adapters after four steps, relative L2")
+}
+
+// The validation -watch runs, on a student whose adapters autograd
+// tracks, reads the same FD under withoutGrad with far less memory: no
+// graph is kept for a backward pass that never comes.
+func TestWithoutGradValidationMemory(t *testing.T) {
+	u, err := unet.Load("teacher", unet.WithDevice("cuda"))
+	require.NoError(t, err)
+	defer u.Close()
+	set, err := lora.Inject(u, lora.Config{R: 16, LoraAlpha: 16, TargetModules: lora.DefaultTargets}, 1)
+	require.NoError(t, err)
+	defer set.Close()
+	for _, p := range set.Trainable() {
+		require.NoError(t, p.T.SetRequiresGrad(true))
+	}
+	o := defaultExperiment()
+	vs := (&env{}).validation(&o)
+	dev := u.Device()
+	measure := func(off bool) (fd, gib float64) {
+		require.NoError(t, torch.EmptyCache())
+		require.NoError(t, torch.ResetPeakMemory(dev))
+		before := peak(dev)
+		err := func() error {
+			r, err := vs.run("validation", u, studentTTS())
+			fd = r.FD
+			return err
+		}
+		if off {
+			require.NoError(t, withoutGrad(set.Trainable(), err))
+		} else {
+			require.NoError(t, err())
+		}
+		return fd, peak(dev) - before
+	}
+	fdOn, on := measure(false)
+	fdOff, off := measure(true)
+	t.Logf("the validation's peak GPU memory: %.3f GiB tracked, %.3f GiB under withoutGrad; FD %.3f and %.3f", on, off, fdOn, fdOff)
+	require.InDelta(t, fdOn, fdOff, 1e-3*fdOn, "the same validation, up to the kernels autograd picks")
+	require.Less(t, off, on/2)
+	for _, p := range set.Trainable() {
+		require.True(t, p.T.RequiresGrad(), p.Name)
+	}
 }

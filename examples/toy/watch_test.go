@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,4 +129,32 @@ func sameTensors(t *testing.T, a, b string) {
 		require.NoError(t, err)
 		require.True(t, slices.Equal(wv, gv), "%s differs between %s and %s", k, a, b)
 	}
+}
+
+// What runs inside withoutGrad records nothing for autograd, and the
+// parameters autograd tracked before track it again after, even when the
+// run fails; one it did not track stays untracked.
+func TestWithoutGrad(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	mk := func(name string, on bool) *torch.Param {
+		x, err := torch.Zeros(s, []int64{3}, torch.Float32, torch.CPU)
+		require.NoError(t, err)
+		require.NoError(t, x.SetRequiresGrad(on))
+		return &torch.Param{Name: name, T: x}
+	}
+	a, b, c := mk("a", true), mk("b", false), &torch.Param{Name: "closed"}
+	ps := []*torch.Param{a, b, c}
+	require.True(t, s.MulScalar(a.T, 2).RequiresGrad())
+	var inside bool
+	require.NoError(t, withoutGrad(ps, func() error {
+		inside = s.MulScalar(a.T, 2).RequiresGrad() || a.T.RequiresGrad()
+		return nil
+	}))
+	require.False(t, inside)
+	require.True(t, a.T.RequiresGrad())
+	require.False(t, b.T.RequiresGrad())
+	require.True(t, s.MulScalar(a.T, 2).RequiresGrad())
+	require.ErrorContains(t, withoutGrad(ps, func() error { return errors.New("the run failed") }), "the run failed")
+	require.True(t, a.T.RequiresGrad())
 }
