@@ -25,7 +25,8 @@
 # figure.) A job that a command stops keeps its progress,
 # and the next command resumes it; its log grows across commands.
 # Every finished job leaves its student's adapters in WORK/seed-N/JOB-lora,
-# for toy demo -lora.
+# for toy demo -lora; with EXTRA="-watch N", also those of its lowest
+# validation reading in WORK/seed-N/JOB-best-lora, with rows of their own.
 set -u
 work=${1:?work folder}
 out=${2:?output folder}
