@@ -22,7 +22,7 @@ func TestStageResumes(t *testing.T) {
 	straight := smallExperiment(t)
 	straight.Stage1Steps = 4
 	var log testWriter
-	e := withTeacher(t, &straight, &log)
+	e := withSharedTeacher(t, &straight, &log)
 	require.NoError(t, straight.seedPhase(t.Context(), e, 1, []string{"stage1"}))
 
 	stopped := straight
@@ -103,7 +103,7 @@ func TestProgressMismatch(t *testing.T) {
 	o := smallExperiment(t)
 	o.Stage1Steps = 3
 	var log testWriter
-	e := withTeacher(t, &o, &log)
+	e := withSharedTeacher(t, &o, &log)
 	require.Error(t, o.seedPhase(stopAfter(t, 2), e, 1, []string{"stage1"}))
 	stepHook = nil
 	base := progressBase(o.Work, 1, "stage1", 0)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"image/gif"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -603,6 +606,60 @@ func withTeacher(t *testing.T, o *experiment, log *testWriter) *env {
 	t.Cleanup(done)
 	require.NoError(t, o.teacherPhase(t.Context(), e))
 	return e
+}
+
+// sharedTeachers holds, per teacher settings, the work folder of a
+// teacher phase run once for every test of the binary that asks for it.
+var sharedTeachers sync.Map // the settings' JSON → *sharedTeacher
+
+type sharedTeacher struct {
+	once sync.Once
+	work string
+	err  error
+}
+
+// withSharedTeacher is withTeacher for tests that only need a teacher to
+// distil from: the teacher phase runs once per set of settings, and o's
+// work folder gets a copy of its teacher and its run file.
+func withSharedTeacher(t *testing.T, o *experiment, log *testWriter) *env {
+	t.Helper()
+	e, done, err := o.setup(log, "log.txt")
+	require.NoError(t, err)
+	t.Cleanup(done)
+	k := *o // the settings the teacher phase reads
+	k.Work, k.Out, k.Command = "", "", ""
+	k.Stage1Steps, k.Stage2Steps, k.Batch, k.Rank, k.LR, k.DiscLR, k.Watch, k.WatchClips = 0, 0, 0, 0, 0, 0, 0, 0
+	k.Stage2Graphs, k.Stage2Record, k.Stage1Record = false, false, false
+	k.Seeds = k.Seeds[:1]
+	key, err := json.Marshal(k)
+	require.NoError(t, err)
+	v, _ := sharedTeachers.LoadOrStore(string(key), &sharedTeacher{})
+	st := v.(*sharedTeacher)
+	st.once.Do(func() {
+		if st.work, st.err = os.MkdirTemp("", "toy-teacher-"); st.err != nil {
+			return
+		}
+		c := *o
+		c.Work = st.work
+		st.err = c.teacherPhase(context.Background(), e)
+	})
+	require.NoError(t, st.err)
+	require.NoError(t, copyFolder(filepath.Join(st.work, "teacher"), o.teacherDir()))
+	b, err := os.ReadFile(filepath.Join(st.work, "teacher.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(o.Work, "teacher.json"), b, 0o644))
+	return e
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sharedTeachers.Range(func(_, v any) bool {
+		if w := v.(*sharedTeacher).work; w != "" {
+			os.RemoveAll(w)
+		}
+		return true
+	})
+	os.Exit(code)
 }
 
 // smallExperiment is the quick settings over smallWorld on the CPU, with

@@ -22,7 +22,7 @@ func TestWatchLeavesRecordedStepAlone(t *testing.T) {
 	plain := smallExperiment(t)
 	plain.Device, plain.Stage2Steps, plain.Stage1Record, plain.Stage2Record = "cuda", 4, true, true
 	var log testWriter
-	e := withTeacher(t, &plain, &log)
+	e := withSharedTeacher(t, &plain, &log)
 	require.NoError(t, plain.seedPhase(t.Context(), e, 1, []string{"stage1", "osv"}))
 
 	watched := plain

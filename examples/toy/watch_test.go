@@ -20,7 +20,7 @@ func TestWatchKeepsTheBest(t *testing.T) {
 	plain := smallExperiment(t)
 	plain.Stage2Steps = 4
 	var log testWriter
-	e := withTeacher(t, &plain, &log)
+	e := withSharedTeacher(t, &plain, &log)
 	require.NoError(t, plain.seedPhase(t.Context(), e, 1, []string{"stage1"}))
 	require.NoError(t, plain.seedPhase(t.Context(), e, 1, []string{"osv"}))
 
