@@ -24,7 +24,9 @@ func runDemo(args []string, stderr io.Writer) error {
 	adapters := fs.String("lora", "examples/toy/student-lora", "the student's LoRA adapters (peft folder); empty: the UNet alone")
 	out := fs.String("out", ".build/demo.gif", "GIF to write")
 	seed := fs.Uint64("seed", 3, "which first frame of the world (and the noise)")
-	steps := fs.String("sampler", "tts", "tts (one step and a travel step, 2 evaluations), 1 (one step), or teacher (the UNet without adapters, 25 guided Euler steps, guidance 1→10, as the table's teacher row)")
+	steps := fs.String("sampler", "tts", "tts (one step and a travel step, 2 evaluations), 1 (one step), or teacher (the UNet without adapters, guided Euler: by default 25 steps at guidance 1→10, as the table's teacher row)")
+	teacherSteps := fs.Int("teacher-steps", 25, "-sampler teacher: the Euler steps")
+	guidance := fs.Float64("guidance", demoTeacherGuidance, "-sampler teacher: the last frame's guidance (the first frame's is 1)")
 	travel := fs.Float64("travel", 0, "the noise level tts travels back to (0: the middle of the 3-level Karras schedule)")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	check := fs.Int("check", 0, "also generate this many held-out clips and measure them against the demo's bar")
@@ -34,6 +36,12 @@ func runDemo(args []string, stderr io.Writer) error {
 	sm, err := demoSampler(*steps, *travel)
 	if err != nil {
 		return err
+	}
+	if *steps == "teacher" {
+		if *teacherSteps < 1 || !(*guidance >= 1) {
+			return fmt.Errorf("-teacher-steps %d -guidance %g: want at least 1 step and a guidance of at least 1", *teacherSteps, *guidance)
+		}
+		sm = teacherSampler(*teacherSteps, 1, *guidance)
 	}
 	if *steps == "teacher" {
 		*adapters = ""

@@ -252,6 +252,8 @@ func TestDemoCommand(t *testing.T) {
 	require.Error(t, runDemo([]string{"-model", t.TempDir()}, &log))
 	require.ErrorContains(t, runDemo([]string{"-sampler", "3"}, &log), "-sampler")
 	require.ErrorContains(t, runDemo([]string{"-sampler", "1", "-travel", "2"}, &log), "-travel 2")
+	require.ErrorContains(t, runDemo([]string{"-sampler", "teacher", "-teacher-steps", "0"}, &log), "-teacher-steps 0")
+	require.ErrorContains(t, runDemo([]string{"-sampler", "teacher", "-guidance", "0.5"}, &log), "-guidance 0.5")
 	require.ErrorContains(t, runDemo([]string{"-travel", "80"}, &log), "-travel 80")
 
 	wc := world.DefaultConfig()
