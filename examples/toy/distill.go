@@ -235,6 +235,11 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 				return fmt.Errorf("stage %d step %d: saving the best adapters: %w", st.Stage, step, err)
 			}
 			res.Best = step
+			// the progress says which step the best adapters are from,
+			// even if the command ends before the next save
+			if err := save(step, false); err != nil {
+				return err
+			}
 		}
 		_, bestFD := bestOf(res.Watched)
 		fmt.Fprintf(log, "  stage %d step %d: validation FD %.1f (lowest %.1f, at step %d)\n", st.Stage, step, fd, bestFD, res.Best)

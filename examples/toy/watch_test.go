@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -50,6 +51,13 @@ func TestWatchKeepsTheBest(t *testing.T) {
 	log = nil
 	require.Error(t, watched.seedPhase(stopAfter(t, 2), e, 1, []string{"osv"}))
 	stepHook = nil
+	pb, err := os.ReadFile(progressBase(watched.Work, 1, "osv", 0) + ".json")
+	require.NoError(t, err)
+	var p progress
+	require.NoError(t, json.Unmarshal(pb, &p))
+	require.Equal(t, 2, p.Best, "the stopped command's progress names the best step")
+	require.Len(t, p.Watched, 2)
+	require.DirExists(t, jobBestAdapters(watched.Work, 1, "osv"))
 	require.NoError(t, watched.seedPhase(t.Context(), e, 1, []string{"osv"}))
 	require.Contains(t, string(log), "stage 2: resuming after step 2")
 	require.Contains(t, string(log), "stage 2 step 4: validation FD")
