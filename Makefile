@@ -153,8 +153,11 @@ test: vet unit race fuzz
 vet: deps
 	$(GO) vet $(GOTAGS) ./...
 
+# The toy's end-to-end tests (examples/toy) take about 8 minutes on two
+# cores; go test's default limit of 10 minutes a package leaves too little
+# room on a loaded machine.
 unit: deps
-	$(GO) test $(GOTAGS) ./...
+	$(GO) test $(GOTAGS) -timeout 30m ./...
 
 # Generate from several goroutines at once, under the race detector.
 race: deps
