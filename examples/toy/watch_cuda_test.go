@@ -4,7 +4,6 @@ package main
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -25,15 +24,8 @@ func TestWatchLeavesRecordedStepAlone(t *testing.T) {
 	e := withSharedTeacher(t, &plain, &log)
 	require.NoError(t, plain.seedPhase(t.Context(), e, 1, []string{"stage1", "osv"}))
 
-	watched := plain
-	watched.Work, watched.Out, watched.Watch = t.TempDir(), t.TempDir(), 1
-	require.NoError(t, copyFolder(plain.teacherDir(), watched.teacherDir()))
-	require.NoError(t, os.MkdirAll(seedDir(watched.Work, 1), 0o755))
-	for _, f := range []string{"teacher.json", "seed-1/stage1.json", "seed-1/stage1.safetensors"} {
-		b, err := os.ReadFile(filepath.Join(plain.Work, f))
-		require.NoError(t, err, f)
-		require.NoError(t, os.WriteFile(filepath.Join(watched.Work, f), b, 0o644))
-	}
+	watched := forkAfterStage1(t, plain)
+	watched.Watch = 1
 	require.NoError(t, watched.seedPhase(t.Context(), e, 1, []string{"osv"}))
 	run, ok, err := readRun(jobFile(watched.Work, 1, "osv"))
 	require.NoError(t, err)

@@ -25,17 +25,9 @@ func TestWatchKeepsTheBest(t *testing.T) {
 	require.NoError(t, plain.seedPhase(t.Context(), e, 1, []string{"stage1"}))
 	require.NoError(t, plain.seedPhase(t.Context(), e, 1, []string{"osv"}))
 
-	// from copies of the same teacher and stage 1
 	fork := func(steps, watch int) experiment {
-		o := plain
-		o.Work, o.Out, o.Stage2Steps, o.Watch = t.TempDir(), t.TempDir(), steps, watch
-		require.NoError(t, copyFolder(plain.teacherDir(), o.teacherDir()))
-		require.NoError(t, os.MkdirAll(seedDir(o.Work, 1), 0o755))
-		for _, f := range []string{"teacher.json", "seed-1/stage1.json", "seed-1/stage1.safetensors"} {
-			b, err := os.ReadFile(filepath.Join(plain.Work, f))
-			require.NoError(t, err, f)
-			require.NoError(t, os.WriteFile(filepath.Join(o.Work, f), b, 0o644))
-		}
+		o := forkAfterStage1(t, plain)
+		o.Stage2Steps, o.Watch = steps, watch
 		return o
 	}
 	// The readings fall with each step here; one made lower than the
@@ -101,6 +93,23 @@ func TestWatchKeepsTheBest(t *testing.T) {
 	for i, r := range s.Rows {
 		require.InDelta(t, r.FD, run.Rows[len(base.Rows)+i].FD, 1e-3*r.FD, "the merged student differs from the adapted one in %s", r.Name)
 	}
+}
+
+// forkAfterStage1 is o with work and output folders of their own, holding
+// copies of o's teacher and of seed 1's stage 1, to run its later jobs
+// again from the same start.
+func forkAfterStage1(t *testing.T, o experiment) experiment {
+	t.Helper()
+	c := o
+	c.Work, c.Out = t.TempDir(), t.TempDir()
+	require.NoError(t, copyFolder(o.teacherDir(), c.teacherDir()))
+	require.NoError(t, os.MkdirAll(seedDir(c.Work, 1), 0o755))
+	for _, f := range []string{"teacher.json", "seed-1/stage1.json", "seed-1/stage1.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(o.Work, f))
+		require.NoError(t, err, f)
+		require.NoError(t, os.WriteFile(filepath.Join(c.Work, f), b, 0o644))
+	}
+	return c
 }
 
 // sameTensors requires two adapter folders to hold the same float tensors,
