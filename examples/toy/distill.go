@@ -219,7 +219,7 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 		w0 := time.Now()
 		defer func() { watching += time.Since(w0) }()
 		var fd float64
-		err := withoutGrad(append(out.trainer.Student.LoRA.Trainable(), u.Params().List()...), func() (err error) {
+		err := withoutGrad(out.trainer.Student.Trainable(), func() (err error) {
 			fd, err = st.Watch(u)
 			return err
 		})
@@ -309,11 +309,12 @@ const progressEvery = 200
 // stepHook, when set (by tests), is called after each training step.
 var stepHook func(step int)
 
-// withoutGrad runs fn with every parameter of ps that autograd tracks
-// turned off, so that what fn computes keeps no graph for a backward pass
-// (a validation in the middle of training would otherwise hold every
-// activation of its batch until it ends), and turns them on again after.
-func withoutGrad(ps []*torch.Param, fn func() error) (err error) {
+// withoutGrad runs fn with every tensor of ts that autograd tracks (the
+// student's trainable ones, say) turned off, so that what fn computes
+// keeps no graph for a backward pass (a validation in the middle of
+// training would otherwise hold every activation of its batch until it
+// ends), and turns them on again after.
+func withoutGrad(ts []*torch.Tensor, fn func() error) (err error) {
 	var off []*torch.Tensor
 	defer func() {
 		for _, t := range off {
@@ -322,12 +323,12 @@ func withoutGrad(ps []*torch.Param, fn func() error) (err error) {
 			}
 		}
 	}()
-	for _, p := range ps {
-		if p.T != nil && p.T.RequiresGrad() {
-			if err := p.T.SetRequiresGrad(false); err != nil {
+	for _, t := range ts {
+		if t.RequiresGrad() {
+			if err := t.SetRequiresGrad(false); err != nil {
 				return err
 			}
-			off = append(off, p.T)
+			off = append(off, t)
 		}
 	}
 	return fn()

@@ -154,24 +154,24 @@ func sameTensors(t *testing.T, a, b string) {
 func TestWithoutGrad(t *testing.T) {
 	s := torch.NewScope()
 	defer s.Close()
-	mk := func(name string, on bool) *torch.Param {
+	mk := func(on bool) *torch.Tensor {
 		x, err := torch.Zeros(s, []int64{3}, torch.Float32, torch.CPU)
 		require.NoError(t, err)
 		require.NoError(t, x.SetRequiresGrad(on))
-		return &torch.Param{Name: name, T: x}
+		return x
 	}
-	a, b, c := mk("a", true), mk("b", false), &torch.Param{Name: "closed"}
-	ps := []*torch.Param{a, b, c}
-	require.True(t, s.MulScalar(a.T, 2).RequiresGrad())
+	a, b := mk(true), mk(false)
+	ts := []*torch.Tensor{a, b}
+	require.True(t, s.MulScalar(a, 2).RequiresGrad())
 	var inside bool
-	require.NoError(t, withoutGrad(ps, func() error {
-		inside = s.MulScalar(a.T, 2).RequiresGrad() || a.T.RequiresGrad()
+	require.NoError(t, withoutGrad(ts, func() error {
+		inside = s.MulScalar(a, 2).RequiresGrad() || a.RequiresGrad()
 		return nil
 	}))
 	require.False(t, inside)
-	require.True(t, a.T.RequiresGrad())
-	require.False(t, b.T.RequiresGrad())
-	require.True(t, s.MulScalar(a.T, 2).RequiresGrad())
-	require.ErrorContains(t, withoutGrad(ps, func() error { return errors.New("the run failed") }), "the run failed")
-	require.True(t, a.T.RequiresGrad())
+	require.True(t, a.RequiresGrad())
+	require.False(t, b.RequiresGrad())
+	require.True(t, s.MulScalar(a, 2).RequiresGrad())
+	require.ErrorContains(t, withoutGrad(ts, func() error { return errors.New("the run failed") }), "the run failed")
+	require.True(t, a.RequiresGrad())
 }
