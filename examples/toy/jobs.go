@@ -30,6 +30,7 @@ const (
 	labelRealData = "OSV, discriminator real = the data x0"
 	labelRealLow  = "OSV, discriminator real = the teacher's estimate only at σ ≤ 1 (x0 above)"
 	labelPixel    = "OSV with the pixel discriminator (decoded frames)"
+	labelAdv1     = "OSV with the paper's λ_adv 0.1"
 	labelAdv2     = "OSV with λ_adv 0.2 (2×)"
 	labelAdv3     = "OSV with λ_adv 0.3 (3×)"
 	labelDiscLR5  = "OSV with the discriminator's rate 0.001 (5×)"
@@ -41,7 +42,7 @@ func (o *experiment) jobs(seed uint64) []job {
 	one, tts, two := studentSteps(1), studentTTS(), studentSteps(2)
 	four := solver.KarrasSigmas(4, sigmaMin, sigmaMax, rho)
 	s1 := stageRun{Stage: 1, Steps: o.Stage1Steps, K: 5}
-	s2 := stageRun{Stage: 2, Steps: o.Stage2Steps, K: 5, Init: ck("stage1")}
+	s2 := stageRun{Stage: 2, Steps: o.Stage2Steps, K: 5, Init: ck("stage1"), LambdaAdv: o.lambdaAdv()}
 	with := func(s stageRun, edit func(*stageRun)) stageRun { edit(&s); return s }
 	return []job{
 		{name: "stage1", label: labelStage1, stages: []stageRun{with(s1, func(s *stageRun) { s.Checkpoint = ck("stage1") })}, samplers: []sampler{one, tts}},
@@ -59,6 +60,7 @@ func (o *experiment) jobs(seed uint64) []job {
 			with(s2, func(s *stageRun) { s.PixelDisc, s.Init = true, ck("stage1-pixel") }),
 		}, samplers: []sampler{one, tts}},
 		// The discriminator's weight and strength, beyond the paper's rows.
+		{name: "adv-0.1", label: labelAdv1, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.LambdaAdv = paperLambdaAdv })}, samplers: []sampler{one, tts}},
 		{name: "adv-0.2", label: labelAdv2, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.LambdaAdv = 0.2 })}, samplers: []sampler{one, tts}},
 		{name: "adv-0.3", label: labelAdv3, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.LambdaAdv = 0.3 })}, samplers: []sampler{one, tts}},
 		{name: "disc-lr-0.001", label: labelDiscLR5, needs: []string{"stage1"}, stages: []stageRun{with(s2, func(s *stageRun) { s.DiscLR = 1e-3 })}, samplers: []sampler{one, tts}},
@@ -217,4 +219,13 @@ func samplerLabel(sm sampler) string {
 		return fmt.Sprintf("%d steps", sm.nfe)
 	}
 	return sm.name
+}
+
+// jobLabels are the labels of every job, the names their rows start with.
+func jobLabels() []string {
+	var ls []string
+	for _, j := range (&experiment{}).jobs(0) {
+		ls = append(ls, j.label)
+	}
+	return ls
 }

@@ -155,6 +155,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.IntVar(&o.Stage2Steps, "stage2-steps", o.Stage2Steps, "OSV stage-2 steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "OSV batch size")
 	fs.IntVar(&o.EvalClips, "eval-clips", o.EvalClips, "held-out clips per evaluation")
+	fs.Float64Var(&o.LambdaAdv, "lambda-adv", o.LambdaAdv, "stage 2's adversarial weight λ_adv (the paper's is 0.1; the adv-* jobs set their own)")
 	fs.IntVar(&o.Watch, "watch", 0, "student: every this many stage-2 steps, log the student's FD (1 step + TTS) on -watch-clips validation clips, keep the adapters of the lowest in seed-N/JOB-best-lora and evaluate them as rows of their own (0: never)")
 	fs.IntVar(&o.WatchClips, "watch-clips", o.WatchClips, "validation clips for -watch (drawn apart from the held-out ones)")
 	seeds := fs.String("seeds", "1,2,3", "the students' seeds (the teacher takes the first)")
@@ -178,6 +179,9 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	}
 	if o.GuidanceRows, err = parseGuidances(*guidances, o.MaxGuidance); err != nil {
 		return o, f, err
+	}
+	if !(o.LambdaAdv > 0) || math.IsInf(o.LambdaAdv, 0) {
+		return o, f, fmt.Errorf("-lambda-adv %g: want a finite weight above 0 (the no-adv job trains without the adversarial loss)", o.LambdaAdv)
 	}
 	if o.Watch < 0 || o.Watch > 0 && o.WatchClips < 2 {
 		return o, f, fmt.Errorf("-watch %d -watch-clips %d: want a step interval of at least 0 and, when it is set, at least 2 clips", o.Watch, o.WatchClips)

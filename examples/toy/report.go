@@ -203,6 +203,32 @@ func (o *experiment) claims() []claim {
 	}
 }
 
+// chosen is the row a hypothesis reads for the named row: that of the
+// checkpoint the validation chose where the table has one, the named row
+// itself otherwise.
+func (res *results) chosen(name string) *aggRow {
+	label := ""
+	for _, l := range jobLabels() { // the longest label the name starts with
+		if strings.HasPrefix(name, l+", ") && len(l) > len(label) {
+			label = l
+		}
+	}
+	if label != "" {
+		if r := res.byName[bestLabel(label)+strings.TrimPrefix(name, label)]; r != nil {
+			return r
+		}
+	}
+	return res.byName[name]
+}
+
+// chosenMark flags a row of a validation-chosen checkpoint.
+func chosenMark(r *aggRow) string {
+	if strings.Contains(r.Name, bestLabel("")+", ") {
+		return " †"
+	}
+	return ""
+}
+
 // verdict compares two rows over their seeds: "yes" when every value of
 // the better row is below every value of the worse, "reversed" for the
 // opposite, "within the spread" otherwise.
@@ -258,8 +284,12 @@ func (o *experiment) report(res *results) string {
 			fmt.Fprintf(&b, "  The teacher kept is the moving average of its weights (decay %g a step, starting at its first weights); the row \"teacher's last weights\" samples the last step's weights instead.\n", t.TeacherEMA)
 		}
 	}
-	fmt.Fprintf(&b, "- **OSV**: `osv.Trainer` with LoRA rank %d on the paper's targets, AdamW %g (discriminator %g), batch %d, a grid of 100 Karras levels over [%g, %g] and the paper's other defaults (λ(σ) = 1, λ_adv 0.1, pseudo-Huber c 0.001, EMA 0.95, the discriminator's real = the teacher's last estimate); stage 1 %d steps, stage 2 %d steps with k = 5 unless stated. k = 1 trains while the seed's OSV run trains, on the same machine, and stops when it ends (a k = 1 run started after OSV had finished takes OSV's recorded wall time instead).\n",
-		st.Rank, st.LR, st.DiscLR, st.Batch, sigmaMin, sigmaMax, st.Stage1Steps, st.Stage2Steps)
+	fmt.Fprintf(&b, "- **OSV**: `osv.Trainer` with LoRA rank %d on the paper's targets, AdamW %g (discriminator %g), batch %d, a grid of 100 Karras levels over [%g, %g], λ_adv %s and the paper's other defaults (λ(σ) = 1, pseudo-Huber c 0.001, EMA 0.95, the discriminator's real = the teacher's last estimate); stage 1 %d steps, stage 2 %d steps with k = 5 unless stated. k = 1 trains while the seed's OSV run trains, on the same machine, and stops when it ends (a k = 1 run started after OSV had finished takes OSV's recorded wall time instead).\n",
+		st.Rank, st.LR, st.DiscLR, st.Batch, sigmaMin, sigmaMax, lambdaAdvNote(st.lambdaAdv()), st.Stage1Steps, st.Stage2Steps)
+	if st.Watch > 0 {
+		fmt.Fprintf(&b, "- **Checkpoint choice**: every %d stage-2 steps (and after the last) the student's FD, 1 step + TTS, is read on %d validation clips drawn apart from the held-out ones; the adapters of the lowest reading are kept beside the last step's, and the rows \"…, %s\" evaluate them on the held-out clips like any other row. The last step's rows are reported as well. Where both exist, the hypotheses below compare the chosen checkpoints: choosing one on clips the table does not use is part of the training recipe, as early stopping is.\n",
+			st.Watch, st.WatchClips, strings.TrimPrefix(bestLabel(""), ", "))
+	}
 	if !same {
 		fmt.Fprintf(&b, "  The student runs did not all use these settings: each one's command is under \"Commands\".\n")
 	}
@@ -290,9 +320,9 @@ func (o *experiment) report(res *results) string {
 		fmt.Fprintf(&b, "Jobs no seed has run in this work folder, so their rows are missing: %s.\n\n", strings.Join(res.missing, ", "))
 	}
 	fmt.Fprintf(&b, "## The paper's orderings, tested (FD, lower is better)\n\n\"yes\" means every seed's FD of the first is below every seed's FD of the second; \"reversed\" the opposite; otherwise the seeds overlap.\n\n| hypothesis | ours (mean ± sd) | paper (FVD) | holds |\n|---|---|---|---|\n")
-	single := false
+	single, marked := false, false
 	for _, c := range o.claims() {
-		a, z := res.byName[c.better], res.byName[c.worse]
+		a, z := res.chosen(c.better), res.chosen(c.worse)
 		if a == nil || z == nil {
 			fmt.Fprintf(&b, "| %s | | %s | not measured |\n", c.text, c.paper)
 			continue
@@ -302,7 +332,11 @@ func (o *experiment) report(res *results) string {
 		for _, r := range []*aggRow{a, z} {
 			single = single || (len(r.Seeds) == 1 && !strings.HasPrefix(r.Name, "teacher"))
 		}
-		fmt.Fprintf(&b, "| %s | %s vs %s | %s | %s |\n", c.text, a.FD.format(1), z.FD.format(1), c.paper, verdict(a, z))
+		fmt.Fprintf(&b, "| %s | %s vs %s | %s | %s |\n", c.text, a.FD.format(1)+chosenMark(a), z.FD.format(1)+chosenMark(z), c.paper, verdict(a, z))
+		marked = marked || chosenMark(a) != "" || chosenMark(z) != ""
+	}
+	if marked {
+		b.WriteString("\n† the row of the checkpoint the validation chose (\"" + strings.TrimPrefix(bestLabel(""), ", ") + "\"), in place of the last step's.\n")
 	}
 	if single {
 		b.WriteString("\nWhere a student row has one seed, its \"yes\" compares single runs: it says nothing about the spread between seeds.\n")
@@ -372,8 +406,8 @@ func (o *experiment) studentSettings(res *results) (experiment, bool) {
 		if !ok {
 			continue
 		}
-		key := func(e experiment) [7]float64 {
-			return [7]float64{float64(e.Stage1Steps), float64(e.Stage2Steps), float64(e.Batch), float64(e.Rank), e.LR, e.DiscLR, e.MaxGuidance}
+		key := func(e experiment) [9]float64 {
+			return [9]float64{float64(e.Stage1Steps), float64(e.Stage2Steps), float64(e.Batch), float64(e.Rank), e.LR, e.DiscLR, e.MaxGuidance, e.lambdaAdv(), float64(e.Watch)}
 		}
 		if first {
 			st, first = got, false
@@ -390,4 +424,12 @@ func readmeNote(dir string) string {
 		return ""
 	}
 	return "; " + filepath.Join(dir, "README.md") + " gives their training"
+}
+
+// lambdaAdvNote is stage 2's adversarial weight, set against the paper's.
+func lambdaAdvNote(l float64) string {
+	if l == paperLambdaAdv {
+		return fmt.Sprintf("%g (the paper's)", l)
+	}
+	return fmt.Sprintf("%g (the paper's is %g; the row \"%s\" uses it)", l, paperLambdaAdv, labelAdv1)
 }

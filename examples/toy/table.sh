@@ -5,8 +5,9 @@
 #
 #   bash examples/toy/table.sh WORK OUT [BUDGET_SECONDS]
 #
-# (SEEDS, DEVICE, TEACHER_FLAGS, JOBS, EXTRA and TOY, a built binary,
-# change the defaults: seeds 1,2,3 on cuda, every job, and the committed
+# (SEEDS, DEVICE, TEACHER_FLAGS, JOBS, WATCH, EXTRA and TOY, a built binary,
+# change the defaults: seeds 1,2,3 on cuda, every job, -watch 50 (WATCH=0:
+# no validation readings), and the committed
 # teacher in examples/toy/teacher as it is, evaluated but not trained
 # further; TEACHER_FLAGS= trains one from random weights instead. JOBS
 # names the jobs to run, comma-separated; stage1 and osv are always run.)
@@ -16,7 +17,7 @@
 # seed; then OSV and k = 1 of every seed, started together so that k = 1
 # gets OSV's wall time on the same loaded machine; then the paper's other
 # ablations of every seed; then the discriminator's weight and rate
-# (adv-0.2, adv-0.3, disc-lr-0.001). Then the table. Every job runs in a process
+# (adv-0.1, adv-0.2, adv-0.3, disc-lr-0.001). Then the table. Every job runs in a process
 # of its own, because the recorded steps of one process leave the GPU
 # partly idle; stage-2 wall times are therefore those of a shared GPU, and
 # the jobs of one phase share it alike. (A process holds about 6.3 GiB of
@@ -25,14 +26,14 @@
 # figure.) A job that a command stops keeps its progress,
 # and the next command resumes it; its log grows across commands.
 # Every finished job leaves its student's adapters in WORK/seed-N/JOB-lora,
-# for toy demo -lora; with EXTRA="-watch N", also those of its lowest
-# validation reading in WORK/seed-N/JOB-best-lora, with rows of their own.
+# for toy demo -lora, and, with -watch, those of its lowest validation
+# reading in WORK/seed-N/JOB-best-lora, with rows of their own.
 set -u
 work=${1:?work folder}
 out=${2:?output folder}
 budget=${3:-540}
 seeds=${SEEDS:-1,2,3}
-jobs=,${JOBS:-stage1,osv,k1,no-stage1,no-adv,real-data,real-low,pixel,adv-0.2,adv-0.3,disc-lr-0.001},
+jobs=,${JOBS:-stage1,osv,k1,no-stage1,no-adv,real-data,real-low,pixel,adv-0.1,adv-0.2,adv-0.3,disc-lr-0.001},
 start=$SECONDS
 mkdir -p "$work" "$out"
 toy=${TOY:-}
@@ -42,7 +43,7 @@ if [ -z "$toy" ]; then # build once for every process
 fi
 # EXTRA: flags for every command (say -quick for a smoke test, with
 # SEEDS=1: -quick keeps only the first seed)
-common=(-device "${DEVICE:-cuda}" -work "$work" -seeds "$seeds" ${EXTRA:-})
+common=(-device "${DEVICE:-cuda}" -work "$work" -seeds "$seeds" -watch "${WATCH:-50}" ${EXTRA:-})
 left() { echo $(( budget - (SECONDS - start) )); }
 
 if [ ! -f "$work/teacher.json" ]; then
@@ -69,5 +70,5 @@ phase() { # phase NAME...: the named jobs of every seed at once, those JOBS sele
 phase stage1
 phase osv k1
 phase no-adv real-data real-low no-stage1 pixel
-phase adv-0.2 adv-0.3 disc-lr-0.001
+phase adv-0.1 adv-0.2 adv-0.3 disc-lr-0.001
 $toy table "${common[@]}" -out "$out"

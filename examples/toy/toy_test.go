@@ -557,13 +557,20 @@ func TestCommandLine(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,0.5"}, &log, &log), `-teacher-guidance-rows "3,0.5"`)
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,2"}, &log, &log), "2 is -max-guidance's")
 	require.ErrorContains(t, run(t.Context(), []string{"teacher", "-teacher-guidance-rows", "3,3"}, &log, &log), "given twice")
+	require.ErrorContains(t, run(t.Context(), []string{"student", "-lambda-adv", "0"}, &log, &log), "-lambda-adv 0")
+	require.ErrorContains(t, run(t.Context(), []string{"student", "-lambda-adv", "NaN"}, &log, &log), "-lambda-adv NaN")
+	require.ErrorContains(t, run(t.Context(), []string{"student", "-lambda-adv", "-0.1"}, &log, &log), "-lambda-adv -0.1")
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-watch", "-1"}, &log, &log), "-watch -1")
 	require.ErrorContains(t, run(t.Context(), []string{"student", "-watch", "50", "-watch-clips", "1"}, &log, &log), "-watch-clips 1")
 	o, _, err := parseExperiment("teacher", []string{"-max-guidance", "3", "-teacher-guidance-rows", "2, 4.5"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, 3.0, o.MaxGuidance)
 	require.Equal(t, []float64{2, 4.5}, o.GuidanceRows)
-	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel", "adv-0.2", "adv-0.3", "disc-lr-0.001"}, jobNames())
+	require.Equal(t, []string{"stage1", "osv", "k1", "no-stage1", "no-adv", "real-data", "real-low", "pixel", "adv-0.1", "adv-0.2", "adv-0.3", "disc-lr-0.001"}, jobNames())
+	o, _, err = parseExperiment("student", []string{"-lambda-adv", "0.3"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 0.3, o.lambdaAdv())
+	require.Equal(t, 0.1, (&experiment{}).lambdaAdv(), "a run file from before the setting trained with the paper's weight")
 }
 
 // A run file keeps the settings its run used, and the report reads them
@@ -721,4 +728,23 @@ func TestCheckClipMissing(t *testing.T) {
 	}())
 	require.NoError(t, err)
 	require.Equal(t, make([]int, wc.Frames), truth.missing, "the true clips lose nothing")
+}
+
+// A hypothesis reads the row of the validation's checkpoint where the
+// table has one, the longest job label deciding which job a row is of,
+// and the last step's row otherwise.
+func TestClaimsReadTheChosenCheckpoint(t *testing.T) {
+	res := &results{byName: map[string]*aggRow{}}
+	add := func(name string) { res.byName[name] = &aggRow{Name: name} }
+	tts := ", 1 step + TTS"
+	for _, n := range []string{labelOSV + tts, bestLabel(labelOSV) + tts, labelStage1 + tts, labelRealData + tts, bestLabel(labelRealData) + tts, labelK1 + tts} {
+		add(n)
+	}
+	require.Equal(t, bestLabel(labelOSV)+tts, res.chosen(labelOSV+tts).Name)
+	require.Equal(t, labelStage1+tts, res.chosen(labelStage1+tts).Name, "stage 1 has no validation")
+	require.Equal(t, bestLabel(labelRealData)+tts, res.chosen(labelRealData+tts).Name, "OSV is a prefix of this label")
+	require.Equal(t, labelK1+tts, res.chosen(labelK1+tts).Name)
+	require.Nil(t, res.chosen(labelNoAdv+tts))
+	require.Equal(t, " †", chosenMark(res.chosen(labelOSV+tts)))
+	require.Equal(t, "", chosenMark(res.chosen(labelK1+tts)))
 }
