@@ -7,6 +7,11 @@
 // evaluation against the world's ground truth. It writes the results
 // table (RESULTS.md), the teacher and the exported student, and GIFs.
 //
+// Stage 2 weighs the adversarial loss by 0.2 (-lambda-adv), twice the
+// paper's 0.1, which is its own job (adv-0.1): over nine trainings each,
+// the larger weight gave the lower median FD (docs/RESULTS.md, "The
+// default weight").
+//
 // Every phase writes its results into -work as it finishes, and skips what
 // is there, so the whole table can be built over several shorter commands:
 //
@@ -14,6 +19,7 @@
 //	go run -tags cuda ./examples/toy teacher -device cuda -work W2 -teacher-init examples/toy/teacher -teacher-steps 10000 -teacher-budget 8m   # train the committed teacher on
 //	go run -tags cuda ./examples/toy teacher -device cuda -work W3 -teacher-init examples/toy/teacher -teacher-blocks 128,128 -teacher-autocast -teacher-steps 7000 -teacher-budget 8m   # at twice its widths, starting from its function
 //	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs stage1,osv
+//	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs osv,adv-0.1 -watch 50   # also keep and evaluate the checkpoint of the lowest validation FD
 //	go run ./examples/toy table -work W -out docs/toy
 //	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
 //	go run ./examples/toy demo -out demo.gif
