@@ -70,6 +70,14 @@ type stageRun struct {
 	Watch      func(u *unet.Model) (float64, error)
 	WatchEvery int
 	Best       string
+	// Average, when above 0, keeps the moving average of the student's
+	// adapters, avg ← Average·avg + (1 − Average)·θ after each step,
+	// starting at the stage's first adapters (stage 2's θ⁻ is a moving
+	// average too, but one the loss reads, at OSV's 0.95; this one only
+	// samples). It is saved with the progress, and at the end as an
+	// adapter folder in AverageDir.
+	Average    float64
+	AverageDir string
 }
 
 // watchPoint is one reading of the validation FD during a stage.
@@ -209,9 +217,26 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 	var watching time.Duration // this command's time in Watch
 	spent := func() time.Duration { return before.Wall + time.Since(t0) - watching }
 	res.Watched, res.Best = before.Watched, before.Best
+	var avg *adapterAverage
+	if st.Average > 0 {
+		if avg, err = newAdapterAverage(out.trainer.Student, st.Average); err != nil {
+			return fail(err)
+		}
+		defer avg.close()
+		if before.Steps > 0 {
+			if err := avg.load(st.Progress + ".avg.safetensors"); err != nil {
+				return fail(err)
+			}
+		}
+	}
 	save := func(steps int, done bool) error {
 		if st.Progress == "" {
 			return nil
+		}
+		if avg != nil {
+			if err := avg.save(st.Progress + ".avg.safetensors"); err != nil {
+				return err
+			}
 		}
 		return saveProgress(st.Progress, out.trainer, clips, g, progress{Steps: steps, Wall: spent(), Done: done, Started: res.Started, Watched: res.Watched, Best: res.Best})
 	}
@@ -268,6 +293,11 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 			return fail(fmt.Errorf("stage %d step %d: %w", st.Stage, step, err))
 		}
 		res.Steps, res.Last = step, m
+		if avg != nil {
+			if err := avg.update(); err != nil {
+				return fail(fmt.Errorf("stage %d step %d: the adapters' average: %w", st.Stage, step, err))
+			}
+		}
 		if step%50 == 0 {
 			fmt.Fprintf(log, "  stage %d step %d: σ %.3g dist %.4f adv_g %.3f d %.3f %.1fs\n",
 				st.Stage, step, m.Sigma, m.LossDist, m.LossAdvG, m.LossD, spent().Seconds())
@@ -297,6 +327,11 @@ func runStage(ctx context.Context, teacherDir string, wc world.Config, st stageR
 	if st.Checkpoint != "" {
 		if err := out.trainer.Save(st.Checkpoint); err != nil {
 			return fail(err)
+		}
+	}
+	if avg != nil && st.AverageDir != "" {
+		if err := avg.saveAdapters(st.AverageDir); err != nil {
+			return fail(fmt.Errorf("stage %d: %w", st.Stage, err))
 		}
 	}
 	return out, res, nil

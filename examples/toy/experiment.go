@@ -52,6 +52,7 @@ type experiment struct {
 	EvalClips, EvalBatch       int
 	Watch                      int      // stage 2: every this many steps, the student's FD on validation clips (0: never)
 	WatchClips                 int      // the validation clips, none of them held out
+	AdapterEMA                 float64  // stage 2: also keep the moving average of the student's adapters with this decay a step, evaluated as rows of its own (0: none)
 	Seeds                      []uint64 // the students' seeds; the teacher uses the first
 	Quick                      bool
 }

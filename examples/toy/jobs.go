@@ -97,6 +97,9 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 			}
 			sr.WatchEvery, sr.Best = o.Watch, jobBestAdapters(o.Work, seed, j.name)
 		}
+		if o.AdapterEMA > 0 && sr.Stage == 2 && i == len(j.stages)-1 {
+			sr.Average, sr.AverageDir = o.AdapterEMA, jobAverageAdapters(o.Work, seed, j.name)
+		}
 		var res stageResult
 		var err error
 		st, res, err = runStage(ctx, o.teacherDir(), o.World, sr, do, e.log)
@@ -143,6 +146,13 @@ func (o *experiment) runJob(ctx context.Context, e *env, seed uint64, j job) (ru
 		}
 		run.Rows = append(run.Rows, rows...)
 	}
+	if o.AdapterEMA > 0 && j.stages[len(j.stages)-1].Stage == 2 {
+		rows, err := o.evalAdapters(e, jobAverageAdapters(o.Work, seed, j.name), averageLabel(j.label, o.AdapterEMA), j.samplers)
+		if err != nil {
+			return run, fmt.Errorf("seed %d %s: %w", seed, j.name, err)
+		}
+		run.Rows = append(run.Rows, rows...)
+	}
 	if j.name == "osv" && seed == o.Seeds[0] {
 		exported := filepath.Join(o.Work, "export")
 		if err := st.trainer.Export(exported); err != nil {
@@ -170,17 +180,34 @@ func jobBestAdapters(work string, seed uint64, job string) string {
 // bestLabel names the rows of a job's validation-selected student.
 func bestLabel(label string) string { return label + ", the validation's lowest checkpoint" }
 
+// jobAverageAdapters is the folder of the moving average of a job's
+// adapters (-adapter-ema).
+func jobAverageAdapters(work string, seed uint64, job string) string {
+	return filepath.Join(seedDir(work, seed), job+"-avg-lora")
+}
+
+// averageLabel names the rows of a job's averaged adapters.
+func averageLabel(label string, decay float64) string {
+	return fmt.Sprintf("%s, the adapters' moving average (%g)", label, decay)
+}
+
 // evalBest evaluates the job's samplers on the student whose validation
 // FD was lowest: the teacher with those adapters merged.
 func (o *experiment) evalBest(e *env, seed uint64, j job) ([]row, error) {
-	u, err := loadStudent(o.teacherDir(), jobBestAdapters(o.Work, seed, j.name), o.Device)
+	return o.evalAdapters(e, jobBestAdapters(o.Work, seed, j.name), bestLabel(j.label), j.samplers)
+}
+
+// evalAdapters evaluates samplers on the teacher with the adapters of
+// folder dir merged, each row named label and the sampler.
+func (o *experiment) evalAdapters(e *env, dir, label string, samplers []sampler) ([]row, error) {
+	u, err := loadStudent(o.teacherDir(), dir, o.Device)
 	if err != nil {
 		return nil, err
 	}
 	defer u.Close()
 	var rows []row
-	for _, sm := range j.samplers {
-		r, err := o.eval(e.es, u, fmt.Sprintf("%s, %s", bestLabel(j.label), samplerLabel(sm)), sm, e.log)
+	for _, sm := range samplers {
+		r, err := o.eval(e.es, u, fmt.Sprintf("%s, %s", label, samplerLabel(sm)), sm, e.log)
 		if err != nil {
 			return nil, err
 		}

@@ -20,6 +20,7 @@
 //	go run -tags cuda ./examples/toy teacher -device cuda -work W3 -teacher-init examples/toy/teacher -teacher-blocks 128,128 -teacher-autocast -teacher-steps 7000 -teacher-budget 8m   # at twice its widths, starting from its function
 //	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs stage1,osv
 //	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs osv,adv-0.1 -watch 50   # also keep and evaluate the checkpoint of the lowest validation FD
+//	go run -tags cuda ./examples/toy student -device cuda -work W -seed 2 -jobs osv -adapter-ema 0.99   # also keep and evaluate the moving average of the student's adapters
 //	go run ./examples/toy table -work W -out docs/toy
 //	go run -tags cuda ./examples/toy -device cuda -out .build/toy   # every phase in turn
 //	go run ./examples/toy demo -out demo.gif
@@ -164,6 +165,7 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	fs.Float64Var(&o.LambdaAdv, "lambda-adv", o.LambdaAdv, "stage 2's adversarial weight λ_adv (the paper's is 0.1; the adv-* jobs set their own)")
 	fs.IntVar(&o.Watch, "watch", 0, "student: every this many stage-2 steps, log the student's FD (1 step + TTS) on -watch-clips validation clips, keep the adapters of the lowest in seed-N/JOB-best-lora and evaluate them as rows of their own (0: never)")
 	fs.IntVar(&o.WatchClips, "watch-clips", o.WatchClips, "validation clips for -watch (drawn apart from the held-out ones)")
+	fs.Float64Var(&o.AdapterEMA, "adapter-ema", 0, "student: in stage 2 also keep the moving average of the student's adapters with this decay a step (0.99, say), in seed-N/JOB-avg-lora, and evaluate it as rows of its own (0: none)")
 	seeds := fs.String("seeds", "1,2,3", "the students' seeds (the teacher takes the first)")
 	seed := fs.Uint64("seed", 0, "student: the one seed to run (default: every -seeds)")
 	jobs := fs.String("jobs", "", "student: the jobs to run, comma-separated (default: all; "+strings.Join(jobNames(), ", ")+")")
@@ -191,6 +193,9 @@ func parseExperiment(phase string, args []string, stderr io.Writer) (o experimen
 	}
 	if o.Watch < 0 || o.Watch > 0 && o.WatchClips < 2 {
 		return o, f, fmt.Errorf("-watch %d -watch-clips %d: want a step interval of at least 0 and, when it is set, at least 2 clips", o.Watch, o.WatchClips)
+	}
+	if !(o.AdapterEMA >= 0 && o.AdapterEMA < 1) {
+		return o, f, fmt.Errorf("-adapter-ema %g: want a decay in [0, 1) (0: no average)", o.AdapterEMA)
 	}
 	f.seed, f.seeds = *seed, *seeds
 	if *jobs != "" {

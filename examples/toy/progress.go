@@ -17,9 +17,10 @@ import (
 // leaves its progress beside the job's files, and the next command's run
 // of the same job continues from it: BASE.safetensors is the trainer's
 // whole state (osv.Trainer.Save), BASE.gen.safetensors the clips' noise
-// generator, and BASE.json, written last, the steps taken, the wall time
-// spent and the clip sampler's state. The files go once the job's result
-// is written.
+// generator, BASE.avg.safetensors the adapters' moving average (when
+// stageRun.Average is set), and BASE.json, written last, the steps taken,
+// the wall time spent and the clip sampler's state. The files go once the
+// job's result is written.
 
 // progress is a stage's BASE.json.
 type progress struct {
@@ -105,7 +106,7 @@ func loadProgress(base string, tr *osv.Trainer, clips *rand.PCG, g *torch.Genera
 // removeProgress deletes a stage's progress files.
 func removeProgress(base string) error {
 	var errs []error
-	for _, suffix := range []string{".json", ".safetensors", ".gen.safetensors"} {
+	for _, suffix := range []string{".json", ".safetensors", ".gen.safetensors", ".avg.safetensors"} {
 		if err := os.Remove(base + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -290,6 +290,10 @@ func (o *experiment) report(res *results) string {
 		fmt.Fprintf(&b, "- **Checkpoint choice**: every %d stage-2 steps (and after the last) the student's FD, 1 step + TTS, is read on %d validation clips drawn apart from the held-out ones; the adapters of the lowest reading are kept beside the last step's, and the rows \"…, %s\" evaluate them on the held-out clips like any other row. The last step's rows are reported as well. Where both exist, the hypotheses below compare the chosen checkpoints: choosing one on clips the table does not use is part of the training recipe, as early stopping is.\n",
 			st.Watch, st.WatchClips, strings.TrimPrefix(bestLabel(""), ", "))
 	}
+	for _, d := range res.adapterEMAs() {
+		fmt.Fprintf(&b, "- **Averaged adapters**: stage 2 also keeps the moving average of the student's LoRA adapters (decay %g a step, starting at stage 2's first adapters; the loss never reads it, unlike θ⁻, OSV's 0.95 average), and the rows \"%s, …\" sample the teacher with it merged, on the same clips and noise as the last step's rows.\n",
+			d, averageLabel("…", d))
+	}
 	if !same {
 		fmt.Fprintf(&b, "  The student runs did not all use these settings: each one's command is under \"Commands\".\n")
 	}
@@ -395,6 +399,19 @@ func teacherStart(r runFile) string {
 		}
 	}
 	return "from random weights"
+}
+
+// adapterEMAs are the decays of the adapters' averages the student runs
+// kept (-adapter-ema), each once, in ascending order.
+func (res *results) adapterEMAs() []float64 {
+	var ds []float64
+	for _, r := range res.runs {
+		if got, ok := r.settings(); ok && got.AdapterEMA > 0 && !slices.Contains(ds, got.AdapterEMA) {
+			ds = append(ds, got.AdapterEMA)
+		}
+	}
+	slices.Sort(ds)
+	return ds
 }
 
 // studentSettings are the student runs' settings (this command's when no

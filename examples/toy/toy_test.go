@@ -570,6 +570,12 @@ func TestCommandLine(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0.3, o.lambdaAdv())
 	require.Equal(t, 0.1, (&experiment{}).lambdaAdv(), "a run file from before the setting trained with the paper's weight")
+	for _, bad := range []string{"1", "-0.5", "NaN", "1.5"} {
+		require.ErrorContains(t, run(t.Context(), []string{"student", "-adapter-ema", bad}, &log, &log), "-adapter-ema "+bad)
+	}
+	o, _, err = parseExperiment("student", []string{"-adapter-ema", "0.99"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 0.99, o.AdapterEMA)
 }
 
 // A run file keeps the settings its run used, and the report reads them
