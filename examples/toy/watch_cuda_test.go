@@ -103,3 +103,40 @@ func TestWithoutGradValidationMemory(t *testing.T) {
 		require.True(t, p.T.RequiresGrad(), p.Name)
 	}
 }
+
+// On CUDA, with stage 2's whole step recorded as a graph, the adapters'
+// average reads the adapters each replay leaves: it is the average of
+// the adapters of runs that stopped after each step, and the training is
+// that of a run without it.
+func TestAdapterAverageRecordedStep(t *testing.T) {
+	plain := smallExperiment(t)
+	plain.Device, plain.Stage2Steps, plain.Stage1Record, plain.Stage2Record = "cuda", 2, true, true
+	var log testWriter
+	e := withSharedTeacher(t, &plain, &log)
+	require.NoError(t, plain.seedPhase(t.Context(), e, 1, []string{"stage1", "osv"}))
+	one := forkAfterStage1(t, plain)
+	one.Stage2Steps = 1
+	require.NoError(t, one.seedPhase(t.Context(), e, 1, []string{"osv"}))
+	avg := forkAfterStage1(t, plain)
+	avg.AdapterEMA = 0.5
+	require.NoError(t, avg.seedPhase(t.Context(), e, 1, []string{"osv"}))
+
+	th0 := adapterValues(t, jobAdapters(plain.Work, 1, "stage1"))
+	th1 := adapterValues(t, jobAdapters(one.Work, 1, "osv"))
+	th2 := adapterValues(t, jobAdapters(plain.Work, 1, "osv"))
+	last := adapterValues(t, jobAdapters(avg.Work, 1, "osv"))
+	got := adapterValues(t, jobAverageAdapters(avg.Work, 1, "osv"))
+	var worst, moved, drift float64
+	for k, v2 := range th2 {
+		for i := range v2 {
+			want := 0.25*float64(th0[k][i]) + 0.25*float64(th1[k][i]) + 0.5*float64(v2[i])
+			worst = max(worst, math.Abs(want-float64(got[k][i])))
+			moved = max(moved, math.Abs(float64(v2[i]-th0[k][i])))
+			drift = max(drift, math.Abs(float64(v2[i]-last[k][i])))
+		}
+	}
+	t.Logf("the adapters moved by up to %.3g; the average is off by up to %.3g; the averaged run's adapters differ by up to %.3g", moved, worst, drift)
+	require.Positive(t, moved)
+	require.LessOrEqual(t, worst, 1e-2*moved)
+	require.LessOrEqual(t, drift, 1e-2*moved)
+}
