@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/onestepvideo/osv-go/osv"
 	"github.com/onestepvideo/osv-go/torch"
@@ -12,6 +13,7 @@ import (
 // Student.Trainable's order, under the same checkpoint keys.
 type adapterAverage struct {
 	student *osv.Student
+	params  []*torch.Tensor // the student's trainable tensors, which the training updates in place
 	decay   float64
 	s       *torch.Scope
 	avg     []*torch.Tensor
@@ -21,8 +23,8 @@ type adapterAverage struct {
 // are now.
 func newAdapterAverage(st *osv.Student, decay float64) (a *adapterAverage, err error) {
 	defer torch.Recover(&err)
-	a = &adapterAverage{student: st, decay: decay, s: torch.NewScope()}
-	for _, p := range st.Trainable() {
+	a = &adapterAverage{student: st, params: st.Trainable(), decay: decay, s: torch.NewScope()}
+	for _, p := range a.params {
 		a.avg = append(a.avg, a.s.Clone(a.s.Detach(p)))
 	}
 	return a, nil
@@ -30,7 +32,7 @@ func newAdapterAverage(st *osv.Student, decay float64) (a *adapterAverage, err e
 
 // update moves the average toward the adapters: avg ← d·avg + (1 − d)·θ.
 func (a *adapterAverage) update() error {
-	return torch.EMA(a.avg, a.student.Trainable(), a.decay)
+	return torch.EMA(a.avg, a.params, a.decay)
 }
 
 // save writes the average to path, keyed by the adapters' names.
@@ -56,7 +58,7 @@ func (a *adapterAverage) load(path string) error {
 		if !ok {
 			return fmt.Errorf("%s: no tensor %q (the adapters' average)", path, name)
 		}
-		if fmt.Sprint(t.Shape()) != fmt.Sprint(a.avg[i].Shape()) {
+		if !slices.Equal(t.Shape(), a.avg[i].Shape()) {
 			return fmt.Errorf("%s: %q has shape %v, the adapter %v", path, name, t.Shape(), a.avg[i].Shape())
 		}
 		if err := torch.CopyInto(a.avg[i], t); err != nil {
@@ -72,7 +74,7 @@ func (a *adapterAverage) load(path string) error {
 // after it.
 func (a *adapterAverage) saveAdapters(dir string) (err error) {
 	defer torch.Recover(&err)
-	ps := a.student.Trainable()
+	ps := a.params
 	s := torch.NewScope()
 	defer s.Close()
 	kept := make([]*torch.Tensor, len(ps))
