@@ -1,7 +1,6 @@
 package main
 
 import (
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,22 +35,13 @@ func TestTeacherPart5ContinuesTheTeacher(t *testing.T) {
 	}
 	old, cur := load("teacher"), load("teacher-part5")
 	require.Len(t, cur, len(old))
-	var num, den float64
 	for k, w := range old {
 		g, ok := cur[k]
 		require.True(t, ok, k)
 		require.True(t, slices.Equal(w.Shape(), g.Shape()), k)
 		require.Equal(t, torch.BFloat16, g.DType(), k)
-		wv, err := w.Float64s()
-		require.NoError(t, err, k)
-		gv, err := g.Float64s()
-		require.NoError(t, err, k)
-		for i := range wv {
-			num += (wv[i] - gv[i]) * (wv[i] - gv[i])
-			den += wv[i] * wv[i]
-		}
 	}
-	rel := math.Sqrt(num / den)
+	rel := relativeL2(t, old, cur)
 	t.Logf("part 5's weights moved from part 4's by %.4f relative L2", rel)
 	require.Positive(t, rel)
 	require.Less(t, rel, 0.5)

@@ -49,23 +49,7 @@ func TestWatchLeavesRecordedStepAlone(t *testing.T) {
 		return m
 	}
 	want := load(plain)
-	rel := func(got map[string]*torch.Tensor) float64 {
-		require.Len(t, got, len(want))
-		var num, den float64
-		for k, w := range want {
-			wv, err := w.Float64s()
-			require.NoError(t, err)
-			gv, err := got[k].Float64s()
-			require.NoError(t, err, k)
-			for i := range wv {
-				num += (wv[i] - gv[i]) * (wv[i] - gv[i])
-				den += wv[i] * wv[i]
-			}
-		}
-		require.Positive(t, den)
-		return math.Sqrt(num / den)
-	}
-	watchedOff, againOff := rel(load(watched)), rel(load(again))
+	watchedOff, againOff := relativeL2(t, want, load(watched)), relativeL2(t, want, load(again))
 	t.Logf("the adapters after four steps, relative L2 from the plain run's: watched %.3g, unwatched copy %.3g", watchedOff, againOff)
 	require.Less(t, watchedOff, 1e-5, "the adapters after four steps, relative L2")
 }

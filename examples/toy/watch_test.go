@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -174,4 +175,27 @@ func TestWithoutGrad(t *testing.T) {
 	require.True(t, s.MulScalar(a, 2).RequiresGrad())
 	require.ErrorContains(t, withoutGrad(ts, func() error { return errors.New("the run failed") }), "the run failed")
 	require.True(t, a.RequiresGrad())
+}
+
+// relativeL2 is ‖got − want‖ / ‖want‖ over every tensor of want, which
+// got must hold with as many values.
+func relativeL2(t *testing.T, want, got map[string]*torch.Tensor) float64 {
+	t.Helper()
+	require.Len(t, got, len(want))
+	var num, den float64
+	for k, w := range want {
+		g, ok := got[k]
+		require.True(t, ok, k)
+		wv, err := w.Float64s()
+		require.NoError(t, err, k)
+		gv, err := g.Float64s()
+		require.NoError(t, err, k)
+		require.Len(t, gv, len(wv), k)
+		for i := range wv {
+			num += (wv[i] - gv[i]) * (wv[i] - gv[i])
+			den += wv[i] * wv[i]
+		}
+	}
+	require.Positive(t, den)
+	return math.Sqrt(num / den)
 }
